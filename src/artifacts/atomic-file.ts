@@ -1,0 +1,21 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, writeFileSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** A temp name next to `path`, hidden and recognisable as partial. */
+export function tempNameFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.partial`);
+}
+
+/** Writes to a temp name and renames, mode 0600 (no fsync: not on the hot path, DESIGN §6). */
+export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+  const tmp = tempNameFor(path);
+  await fsp.writeFile(tmp, data, { mode: 0o600 });
+  await fsp.rename(tmp, path);
+}
+
+export function writeFileAtomicSync(path: string, data: string | Buffer): void {
+  const tmp = tempNameFor(path);
+  writeFileSync(tmp, data, { mode: 0o600 });
+  renameSync(tmp, path);
+}

@@ -1,0 +1,340 @@
+import { createHash } from 'node:crypto';
+import stringify from 'safe-stable-stringify';
+import type { Database } from './db.js';
+import { ownerAlive, type Owner } from './owner.js';
+
+export type AuditStatus = 'running' | 'ok' | 'error' | 'denied' | 'invalid' | 'timeout' | 'cancelled' | 'interrupted';
+
+export interface AuditOpen {
+  id: string;
+  parent_id?: string | undefined;
+  started_at: string;
+  tool: string;
+  action?: string | undefined;
+  target?: string | undefined;
+  args: string;
+  artifact?: string | undefined;
+  client_name?: string | undefined;
+  client_version?: string | undefined;
+}
+
+export interface AuditClose {
+  status: Exclude<AuditStatus, 'running'>;
+  ended_at: string;
+  duration_ms: number;
+  error_code?: string | undefined;
+  summary?: string | undefined;
+  artifact?: string | undefined;
+  bytes?: number | undefined;
+  target?: string | undefined;
+}
+
+export interface AuditRow {
+  id: string;
+  seq: number | null;
+  parent_id: string | null;
+  owner_pid: number;
+  owner_start: string;
+  started_at: string;
+  ended_at: string | null;
+  duration_ms: number | null;
+  tool: string;
+  action: string | null;
+  target: string | null;
+  status: AuditStatus;
+  error_code: string | null;
+  args: string | null;
+  summary: string | null;
+  artifact: string | null;
+  bytes: number | null;
+  client_name: string | null;
+  client_version: string | null;
+  prev_hash: string | null;
+  hash: string | null;
+  artifact_pruned: number;
+}
+
+export interface AuditFilter {
+  tool?: string | undefined;
+  action?: string | undefined;
+  status?: string | undefined;
+  parent_id?: string | undefined;
+  target?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  query?: string | undefined;
+  limit?: number | undefined;
+  /** Rows started strictly before this call id (keyset pagination). */
+  before?: string | undefined;
+}
+
+/** The fields of a closed row covered by its hash, in canonical JSON with the previous hash. */
+export function rowHash(row: Omit<AuditRow, 'hash' | 'artifact_pruned'>): string {
+  const canonical = stringify({
+    id: row.id,
+    seq: row.seq,
+    parent_id: row.parent_id,
+    owner: `${row.owner_pid}:${row.owner_start}`,
+    started_at: row.started_at,
+    ended_at: row.ended_at,
+    duration_ms: row.duration_ms,
+    tool: row.tool,
+    action: row.action,
+    target: row.target,
+    status: row.status,
+    error_code: row.error_code,
+    args: row.args,
+    summary: row.summary,
+    artifact: row.artifact,
+    bytes: row.bytes,
+    client_name: row.client_name,
+    client_version: row.client_version,
+    prev_hash: row.prev_hash,
+  });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * The SQLite audit index (DESIGN §4). A row is inserted `running` before the handler starts;
+ * at close it takes the next chain position and its hash inside BEGIN IMMEDIATE, so several
+ * infra processes sharing one infra.db keep one chain.
+ */
+export class AuditStore {
+  private readonly insertStmt;
+  private readonly selectRow;
+  private readonly headStmt;
+  private readonly closeStmt;
+  private readonly headUpdate;
+  private readonly closeTx;
+
+  constructor(
+    private readonly db: Database,
+    private readonly owner: Owner,
+  ) {
+    this.insertStmt = db.prepare(
+      `INSERT INTO audit (id, parent_id, owner_pid, owner_start, started_at, tool, action, target, status, args, artifact, client_name, client_version)
+       VALUES (@id, @parent_id, @owner_pid, @owner_start, @started_at, @tool, @action, @target, 'running', @args, @artifact, @client_name, @client_version)`,
+    );
+    this.selectRow = db.prepare('SELECT * FROM audit WHERE id = ?');
+    this.headStmt = db.prepare('SELECT seq, hash FROM chain_head WHERE id = 1');
+    this.closeStmt = db.prepare(
+      `UPDATE audit SET seq = @seq, ended_at = @ended_at, duration_ms = @duration_ms, status = @status, error_code = @error_code,
+         summary = @summary, artifact = @artifact, bytes = @bytes, target = @target, prev_hash = @prev_hash, hash = @hash
+       WHERE id = @id AND status = 'running'`,
+    );
+    this.headUpdate = db.prepare('UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1');
+    this.closeTx = db.transaction((id: string, close: AuditClose) => {
+      const row = this.selectRow.get(id) as AuditRow | undefined;
+      if (!row || row.status !== 'running') return false;
+      const head = this.headStmt.get() as { seq: number; hash: string };
+      const closed: AuditRow = {
+        ...row,
+        seq: head.seq + 1,
+        ended_at: close.ended_at,
+        duration_ms: close.duration_ms,
+        status: close.status,
+        error_code: close.error_code ?? null,
+        summary: close.summary ?? null,
+        artifact: close.artifact ?? row.artifact,
+        bytes: close.bytes ?? null,
+        target: close.target ?? row.target,
+        prev_hash: head.hash,
+      };
+      closed.hash = rowHash(closed);
+      this.closeStmt.run({
+        id,
+        seq: closed.seq,
+        ended_at: closed.ended_at,
+        duration_ms: closed.duration_ms,
+        status: closed.status,
+        error_code: closed.error_code,
+        summary: closed.summary,
+        artifact: closed.artifact,
+        bytes: closed.bytes,
+        target: closed.target,
+        prev_hash: closed.prev_hash,
+        hash: closed.hash,
+      });
+      this.headUpdate.run(closed.seq, closed.hash);
+      return true;
+    });
+  }
+
+  open(row: AuditOpen): void {
+    this.insertStmt.run({
+      id: row.id,
+      parent_id: row.parent_id ?? null,
+      owner_pid: this.owner.pid,
+      owner_start: this.owner.start,
+      started_at: row.started_at,
+      tool: row.tool,
+      action: row.action ?? null,
+      target: row.target ?? null,
+      args: row.args,
+      artifact: row.artifact ?? null,
+      client_name: row.client_name ?? null,
+      client_version: row.client_version ?? null,
+    });
+  }
+
+  close(id: string, close: AuditClose): boolean {
+    return this.closeTx.immediate(id, close) as boolean;
+  }
+
+  /**
+   * Marks rows left `running` by owners that are no longer alive as `interrupted`, in the
+   * chain. Returns how many were closed.
+   */
+  recoverInterrupted(now = new Date()): number {
+    const rows = this.db
+      .prepare(`SELECT id, owner_pid, owner_start, started_at FROM audit WHERE status = 'running' ORDER BY started_at, id`)
+      .all() as Pick<AuditRow, 'id' | 'owner_pid' | 'owner_start' | 'started_at'>[];
+    let n = 0;
+    const alive = new Map<string, boolean>();
+    for (const r of rows) {
+      const key = `${r.owner_pid}:${r.owner_start}`;
+      if (!alive.has(key)) alive.set(key, ownerAlive({ pid: r.owner_pid, start: r.owner_start }));
+      if (alive.get(key)) continue;
+      const ended = now.toISOString();
+      if (
+        this.close(r.id, {
+          status: 'interrupted',
+          ended_at: ended,
+          duration_ms: Math.max(0, now.getTime() - Date.parse(r.started_at)),
+          error_code: 'INTERNAL',
+          summary: `the infra process (pid ${r.owner_pid}) ended before this call finished`,
+        })
+      )
+        n++;
+    }
+    return n;
+  }
+
+  get(id: string): AuditRow | undefined {
+    return this.selectRow.get(id) as AuditRow | undefined;
+  }
+
+  list(f: AuditFilter): AuditRow[] {
+    const where: string[] = [];
+    const params: Record<string, unknown> = {};
+    if (f.tool) {
+      where.push('tool = @tool');
+      params.tool = f.tool;
+    }
+    if (f.action) {
+      where.push('action = @action');
+      params.action = f.action;
+    }
+    if (f.status) {
+      where.push('status = @status');
+      params.status = f.status;
+    }
+    if (f.parent_id) {
+      where.push('parent_id = @parent_id');
+      params.parent_id = f.parent_id;
+    }
+    if (f.target) {
+      where.push('target = @target');
+      params.target = f.target;
+    }
+    if (f.since) {
+      where.push('started_at >= @since');
+      params.since = f.since;
+    }
+    if (f.until) {
+      where.push('started_at < @until');
+      params.until = f.until;
+    }
+    if (f.before) {
+      where.push('id < @before');
+      params.before = f.before;
+    }
+    if (f.query) {
+      where.push(`(tool LIKE @q ESCAPE '\\' OR action LIKE @q ESCAPE '\\' OR target LIKE @q ESCAPE '\\' OR summary LIKE @q ESCAPE '\\' OR args LIKE @q ESCAPE '\\')`);
+      params.q = `%${f.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    }
+    const limit = Math.min(Math.max(f.limit ?? 50, 1), 1000);
+    // call ids are ULIDs: ordering by id is ordering by start time, and uses the primary key
+    const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit}`;
+    return this.db.prepare(sql).all(params) as AuditRow[];
+  }
+
+  stats(since?: string): {
+    total: number;
+    by_status: Record<string, number>;
+    by_tool: { tool: string; action: string | null; calls: number; errors: number; avg_ms: number; max_ms: number }[];
+  } {
+    const cond = since ? 'WHERE started_at >= @since' : '';
+    const params = since ? { since } : {};
+    const byStatus = this.db.prepare(`SELECT status, COUNT(*) n FROM audit ${cond} GROUP BY status`).all(params) as { status: string; n: number }[];
+    const byTool = this.db
+      .prepare(
+        `SELECT tool, action, COUNT(*) calls, SUM(CASE WHEN status NOT IN ('ok','running') THEN 1 ELSE 0 END) errors,
+                CAST(AVG(duration_ms) AS INTEGER) avg_ms, MAX(duration_ms) max_ms
+         FROM audit ${cond} GROUP BY tool, action ORDER BY calls DESC LIMIT 200`,
+      )
+      .all(params) as { tool: string; action: string | null; calls: number; errors: number; avg_ms: number; max_ms: number }[];
+    const by_status: Record<string, number> = {};
+    let total = 0;
+    for (const r of byStatus) {
+      by_status[r.status] = r.n;
+      total += r.n;
+    }
+    return { total, by_status, by_tool: byTool };
+  }
+
+  /**
+   * Walks the hash chain in chunks, yielding to the event loop between them so other calls
+   * keep being served.
+   */
+  async verify(chunk = 5000): Promise<{
+    ok: boolean;
+    rows: number;
+    running: number;
+    head_seq: number;
+    first_bad?: { seq: number; id: string; reason: string };
+  }> {
+    const stmt = this.db.prepare('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?');
+    let prevSeq = 0;
+    let prevHash = '';
+    let rows = 0;
+    for (;;) {
+      const batch = stmt.all(prevSeq, chunk) as AuditRow[];
+      for (const r of batch) {
+        const seq = r.seq!;
+        if (seq !== prevSeq + 1) return this.bad(rows, seq, r.id, `gap in the chain: expected seq ${prevSeq + 1}, found ${seq}`);
+        if ((r.prev_hash ?? '') !== prevHash) return this.bad(rows, seq, r.id, 'prev_hash does not match the previous row');
+        if (rowHash(r) !== r.hash) return this.bad(rows, seq, r.id, 'row contents do not match its hash');
+        prevSeq = seq;
+        prevHash = r.hash!;
+        rows++;
+      }
+      if (batch.length < chunk) break;
+      await yieldToLoop();
+    }
+    const head = this.headStmt.get() as { seq: number; hash: string };
+    const running = (this.db.prepare(`SELECT COUNT(*) n FROM audit WHERE status = 'running'`).get() as { n: number }).n;
+    if (head.seq !== prevSeq || head.hash !== prevHash) {
+      return { ok: false, rows, running, head_seq: head.seq, first_bad: { seq: head.seq, id: '', reason: 'chain head does not match the last row' } };
+    }
+    return { ok: true, rows, running, head_seq: head.seq };
+  }
+
+  private bad(rows: number, seq: number, id: string, reason: string) {
+    const head = this.headStmt.get() as { seq: number };
+    return { ok: false, rows, running: 0, head_seq: head.seq, first_bad: { seq, id, reason } };
+  }
+
+  markPruned(callIds: string[]): void {
+    const stmt = this.db.prepare('UPDATE audit SET artifact_pruned = 1 WHERE id = ?');
+    this.db.transaction(() => {
+      for (const id of callIds) stmt.run(id);
+    })();
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) n FROM audit').get() as { n: number }).n;
+  }
+}
