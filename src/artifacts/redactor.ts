@@ -172,16 +172,13 @@ function replacer(...args: unknown[]): string {
 
 class RedactingTransform extends Transform {
   private carry = '';
-  private generation: number;
 
   constructor(private readonly redactor: Redactor) {
     super();
-    this.generation = redactor.generation;
   }
 
   override _transform(chunk: Buffer | string, _enc: BufferEncoding, cb: TransformCallback): void {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    this.generation = this.redactor.generation;
     const { out, carry } = this.redactor.streamPass(this.carry + buf.toString('latin1'), false);
     this.carry = carry;
     if (out.length) this.push(Buffer.from(out, 'latin1'));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, promises as fsp, realpathSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { SinkOptions } from '../core/define-action.js';
@@ -79,12 +80,12 @@ export class ArtifactStore {
     });
   }
 
-  async writeCallFile(callId: string, name: string, data: string | Buffer, raw = false): Promise<{ uri: string; bytes: number; path: string }> {
+  async writeCallFile(callId: string, name: string, data: string | Buffer, raw = false): Promise<{ uri: string; bytes: number; path: string; sha256: string }> {
     this.checkName(name);
     const path = join(this.callDir(callId), name);
     const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
     await writeFileAtomic(path, out);
-    return { uri: callUri(callId, name), bytes: Buffer.byteLength(out), path };
+    return { uri: callUri(callId, name), bytes: Buffer.byteLength(out), path, sha256: createHash('sha256').update(out).digest('hex') };
   }
 
   async writeRunFile(runbook: string, runId: string, name: string, data: string): Promise<string> {

@@ -91,7 +91,7 @@ export function rowHash(row: Omit<AuditRow, 'hash' | 'artifact_pruned'>): string
     client_version: row.client_version,
     prev_hash: row.prev_hash,
   });
-  return createHash('sha256').update(canonical).digest('hex');
+  return createHash('sha256').update(canonical ?? '').digest('hex');
 }
 
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));

@@ -1,0 +1,550 @@
+import type { z } from 'zod';
+import type { BoundedSink } from '../artifacts/bounded-sink.js';
+import { callUri } from '../artifacts/uri.js';
+import type { AuditStatus } from '../audit/audit-store.js';
+import {
+  maxEffect,
+  type ActionContext,
+  type ActionDef,
+  type Effect,
+  type NestedCallOptions,
+  type ProgressUpdate,
+  type SinkOptions,
+  type SinkResult,
+  type ToolDef,
+} from '../core/define-action.js';
+import type { Envelope, ErrorEnvelope, OkEnvelope, TruncationInfo } from '../core/envelope.js';
+import { isToolError, ToolError, type ErrorCode } from '../core/errors.js';
+import { newCallId, newJobId } from '../core/ids.js';
+import type { Services } from '../core/services.js';
+import { formatZodIssues } from '../config/load.js';
+import { actionRefusal, needsConfirm } from '../policy/policy.js';
+import { fullActionSchema } from './schemas.js';
+
+type AnyAction = ActionDef<z.ZodObject, unknown>;
+
+export interface ClientInfo {
+  name?: string | undefined;
+  version?: string | undefined;
+}
+
+/** Asks the user to confirm an action; resolves false when declined or impossible. */
+export type Confirmer = (request: { tool: string; action: string; key: string; message: string; args: unknown }) => Promise<boolean>;
+
+export interface CallOptions {
+  parentId?: string | undefined;
+  /** Client cancellation (notifications/cancelled) or the parent's signal. */
+  signal?: AbortSignal | undefined;
+  /** Sends progress notifications; absent when the client sent no progress token. */
+  onProgress?: ((update: ProgressUpdate) => void) | undefined;
+  client?: ClientInfo | undefined;
+  confirm?: Confirmer | undefined;
+  /** A parent (runbook) already confirmed its steps once before it started. */
+  preconfirmed?: boolean | undefined;
+  /** Absolute deadline inherited from a parent call. */
+  deadline?: number | undefined;
+  timeoutMs?: number | undefined;
+}
+
+interface Registered {
+  tool: ToolDef;
+  actions: Map<string, { def: AnyAction; schema: z.ZodObject }>;
+}
+
+
+/** Bounds the serialized result inline; a bigger result stays in call.json. */
+const RESULT_CEILING = (maxBytes: number): number => Math.max(maxBytes * 4, 256 * 1024);
+
+const ABORT_GRACE_MS = 3000;
+
+/**
+ * The one execution layer (DESIGN §1): alias → validate → policy → confirm → audit row →
+ * handler with signal and sinks → call.json → audit close → envelope. Nothing reaches a
+ * handler except through here; nothing leaves it unrecorded.
+ */
+export class Pipeline {
+  private readonly registry = new Map<string, Registered>();
+
+  constructor(
+    readonly services: Services,
+    tools: readonly ToolDef[],
+    private readonly aliases: Record<string, string>,
+  ) {
+    for (const tool of tools) this.register(tool);
+  }
+
+  register(tool: ToolDef): void {
+    const actions = new Map<string, { def: AnyAction; schema: z.ZodObject }>();
+    for (const def of tool.actions) {
+      const schema = fullActionSchema(def);
+      actions.set(def.action, { def, schema });
+    }
+    this.registry.set(tool.name, { tool, actions });
+  }
+
+  unregister(name: string): void {
+    this.registry.delete(name);
+  }
+
+  tools(): ToolDef[] {
+    return [...this.registry.values()].map((r) => r.tool);
+  }
+
+  resolveName(name: string): string {
+    return this.aliases[name] ?? name;
+  }
+
+  /** Runs one tool call; always resolves with an envelope (tool failures are never thrown). */
+  async call(name: string, rawArgs: unknown, opts: CallOptions = {}): Promise<Envelope> {
+    const callId = newCallId();
+    const startedAt = Date.now();
+    const services = this.services;
+    const toolName = this.resolveName(name);
+    const reg = this.registry.get(toolName);
+    const argsObj = rawArgs && typeof rawArgs === 'object' && !Array.isArray(rawArgs) ? (rawArgs as Record<string, unknown>) : undefined;
+    const actionName = typeof argsObj?.action === 'string' ? argsObj.action : undefined;
+
+    const refuse = (status: AuditStatus, err: ToolError, tool = toolName, action = actionName): Promise<Envelope> =>
+      this.recordRefusal(callId, startedAt, tool, action, rawArgs, status, err, opts);
+
+    // 1. resolve the tool and action
+    if (!reg) {
+      const known = this.tools().map((t) => t.name).join(', ');
+      return refuse('invalid', new ToolError('INVALID_ARGUMENT', `unknown tool ${JSON.stringify(name)}`, { hint: `tools are: ${known}; help {query} searches them` }), String(name).slice(0, 100));
+    }
+    if (!argsObj) {
+      return refuse('invalid', new ToolError('INVALID_ARGUMENT', `arguments of ${toolName} must be a JSON object`, { hint: `pass {"action": "...", ...}; help {"query": "${toolName}"} shows the schemas` }));
+    }
+    let action = actionName;
+    if (action === undefined && reg.actions.size === 1) action = [...reg.actions.keys()][0];
+    const entry = action === undefined ? undefined : reg.actions.get(action);
+    if (!entry) {
+      const list = [...reg.actions.keys()].join(', ');
+      const msg = action === undefined ? `${toolName} needs an "action"` : `${toolName} has no action ${JSON.stringify(action)}`;
+      return refuse('invalid', new ToolError('INVALID_ARGUMENT', msg, { hint: `actions of ${toolName}: ${list}` }), toolName, action);
+    }
+    const { def, schema } = entry;
+
+    // a tool that policy hides is refused by name before anything else is said about it
+    const early = actionRefusal(reg.tool, def, 'read', services);
+    if (early && (reg.tool.enabledBy || services.config.policyIssue)) {
+      return refuse('denied', new ToolError('DENIED', early.message, { hint: early.hint }), toolName, action);
+    }
+
+    // 2. validate the exact per-action schema
+    const { action: _a, ...rest } = argsObj;
+    const parsed = schema.safeParse(rest);
+    if (!parsed.success) {
+      return refuse(
+        'invalid',
+        new ToolError('INVALID_ARGUMENT', `invalid arguments for ${toolName}.${action}: ${formatZodIssues(parsed.error)}`, {
+          hint: `help {"query": "${toolName} ${action}"} returns the exact schema`,
+        }),
+        toolName,
+        action,
+      );
+    }
+    const args = parsed.data as Record<string, unknown> & { timeout_ms?: number; max_bytes?: number; async?: boolean };
+
+    // 3. policy: flags, toggles, read-only, per-argument gates
+    let effect: Effect = def.effect;
+    let target: string | undefined;
+    try {
+      if (def.effectOf) effect = await def.effectOf(args, services);
+      target = def.target?.(args);
+      const refusal = actionRefusal(reg.tool, def, effect, services);
+      if (refusal) throw new ToolError('DENIED', refusal.message, { hint: refusal.hint });
+      await def.gate?.(args, services);
+    } catch (e) {
+      const err = asToolError(e);
+      return refuse(err.code === 'DENIED' ? 'denied' : err.code === 'INVALID_ARGUMENT' ? 'invalid' : 'error', err, toolName, action);
+    }
+
+    // 3b. confirmation of irreversible (or policy-marked) actions
+    if (!opts.preconfirmed && needsConfirm(toolName, action!, effect, services)) {
+      const key = `${toolName}.${action}`;
+      const ok = opts.confirm
+        ? await opts.confirm({ tool: toolName, action: action!, key, message: confirmMessage(toolName, action!, effect, target, args), args: services.redactor.redactValue(args) }).catch(() => false)
+        : false;
+      if (!ok) {
+        return refuse(
+          'denied',
+          new ToolError('DENIED', `${key} needs the user's confirmation, which was ${opts.confirm ? 'declined or not possible' : 'not possible (the client does not support elicitation)'}`, {
+            hint: `a human can allow it without asking by setting "confirm": { "${key}": false } in policy.json`,
+            details: { confirm_key: key },
+          }),
+          toolName,
+          action,
+        );
+      }
+    }
+
+    // 4. open the audit row
+    const limits = services.config.policy.limits;
+    const maxBytes = args.max_bytes ?? limits.inline_max_bytes;
+    const asJob = def.long === true && args.async === true;
+    const timeoutMs = args.timeout_ms ?? opts.timeoutMs ?? (asJob ? limits.job_timeout_ms : limits.default_timeout_ms);
+    let deadline = startedAt + timeoutMs;
+    if (opts.deadline !== undefined && !asJob) deadline = Math.min(deadline, opts.deadline);
+    const redactedArgs = services.redactor.redactValue({ action, ...rest });
+    try {
+      services.audit.open({
+        id: callId,
+        parent_id: opts.parentId,
+        started_at: new Date(startedAt).toISOString(),
+        tool: toolName,
+        action,
+        target,
+        args: clampJson(redactedArgs),
+        artifact: callUri(callId),
+        client_name: opts.client?.name,
+        client_version: opts.client?.version,
+      });
+    } catch (e) {
+      services.log.error('audit row could not be opened; refusing the call', { error: (e as Error).message });
+      return {
+        ok: false,
+        call_id: callId,
+        error: { code: 'INTERNAL', message: `the audit index could not record this call: ${(e as Error).message}`, retryable: true },
+      };
+    }
+
+    const controller = new AbortController();
+    const jobId = asJob ? newJobId() : undefined;
+    const run = (): Promise<Envelope> =>
+      this.runHandler({ callId, startedAt, toolName, action: action!, def, args, redactedArgs, target, effect, maxBytes, deadline, controller, opts, jobId });
+
+    if (jobId) {
+      const info = services.jobs.start(jobId, callId, toolName, action!, controller, run);
+      const env: OkEnvelope = {
+        ok: true,
+        tool: toolName,
+        action: action!,
+        call_id: callId,
+        duration_ms: Date.now() - startedAt,
+        result: { job_id: jobId, status: info.status, started_at: info.started_at },
+        artifact: callUri(callId),
+        job_id: jobId,
+      };
+      return env;
+    }
+    // client cancellation reaches synchronous calls only (a job outlives its request)
+    if (opts.signal) {
+      if (opts.signal.aborted) controller.abort(cancelled());
+      else opts.signal.addEventListener('abort', () => controller.abort(reasonOf(opts.signal!)), { once: true });
+    }
+    return run();
+  }
+
+  private async runHandler(c: {
+    callId: string;
+    startedAt: number;
+    toolName: string;
+    action: string;
+    def: AnyAction;
+    args: Record<string, unknown>;
+    redactedArgs: unknown;
+    target: string | undefined;
+    effect: Effect;
+    maxBytes: number;
+    deadline: number;
+    controller: AbortController;
+    opts: CallOptions;
+    jobId: string | undefined;
+  }): Promise<Envelope> {
+    const services = this.services;
+    const { callId, controller } = c;
+    const sinks: BoundedSink[] = [];
+    const timer = setTimeout(
+      () => controller.abort(new ToolError('TIMEOUT', `${c.toolName}.${c.action} timed out after ${c.deadline - c.startedAt} ms`, { hint: 'raise timeout_ms, or run it with async: true and follow it with the jobs tool' })),
+      Math.max(0, c.deadline - Date.now()),
+    );
+    const jobId = c.jobId;
+    const ctx: ActionContext = {
+      callId,
+      tool: c.toolName,
+      action: c.action,
+      signal: controller.signal,
+      deadline: c.deadline,
+      maxBytes: c.maxBytes,
+      services,
+      log: services.log,
+      sink: (name: string, opts?: SinkOptions) => {
+        const s = services.artifacts.sink(callId, name, c.maxBytes, opts);
+        sinks.push(s);
+        if (jobId) services.jobs.attachSink(jobId, s);
+        return s;
+      },
+      writeArtifact: async (name, data, o) => {
+        const r = await services.artifacts.writeCallFile(callId, name, data, o?.raw ?? false);
+        return { uri: r.uri, bytes: r.bytes, sha256: r.sha256 };
+      },
+      artifactUri: (name?: string) => callUri(callId, name),
+      progress: (update: ProgressUpdate) => {
+        c.opts.onProgress?.(update);
+        if (jobId) services.jobs.progress(jobId, update);
+      },
+      requireLocal: (what: string) => {
+        if (!services.flags.unsafeLocal) {
+          throw new ToolError('DENIED', `${what} needs local access, which is off by default`, {
+            hint: 'a human can allow local process spawns and file access by starting infra with INFRA_UNSAFE_LOCAL=1',
+          });
+        }
+      },
+      call: (tool: string, args: Record<string, unknown>, o?: NestedCallOptions) =>
+        this.call(tool, args, {
+          parentId: callId,
+          signal: o?.signal ?? controller.signal,
+          onProgress: c.opts.onProgress,
+          client: c.opts.client,
+          confirm: c.opts.confirm,
+          preconfirmed: c.opts.preconfirmed,
+          deadline: c.deadline,
+          timeoutMs: o?.timeoutMs,
+        }),
+    };
+
+    let status: AuditStatus = 'ok';
+    let envelope: Envelope;
+    let sinkResults: SinkResult[] = [];
+    try {
+      const handlerPromise = c.def.handler(ctx, c.args);
+      handlerPromise.catch(() => undefined);
+      const result = await raceAbort(handlerPromise, controller.signal);
+      sinkResults = await Promise.all(sinks.map((s) => s.done()));
+      const truncated: Record<string, TruncationInfo> = {};
+      for (const r of sinkResults) if (r.truncated) truncated[r.name] = { bytes: r.bytes, inline: Buffer.byteLength(r.inline) };
+      envelope = {
+        ok: true,
+        tool: c.toolName,
+        action: c.action,
+        call_id: callId,
+        duration_ms: Date.now() - c.startedAt,
+        result: services.redactor.redactValue(result),
+        ...(Object.keys(truncated).length ? { truncated } : {}),
+        artifact: callUri(callId),
+      };
+    } catch (e) {
+      const err = controller.signal.aborted && !isToolError(e) ? reasonOf(controller.signal) : asToolError(e, services);
+      if (err.code === 'INTERNAL') services.log.error('handler failed', { tool: c.toolName, action: c.action, error: services.redactor.redact(String((e as Error)?.stack ?? e)) });
+      status = statusFor(err.code);
+      for (const s of sinks) if (!s.writableFinished) s.destroy();
+      envelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, err, services);
+    } finally {
+      clearTimeout(timer);
+    }
+
+    // 6. call.json and the audit row
+    const bytes = sinkResults.reduce((n, r) => n + r.bytes, 0);
+    let finalEnvelope = envelope;
+    const full = JSON.stringify(envelope);
+    if (envelope.ok && full.length > RESULT_CEILING(c.maxBytes)) {
+      finalEnvelope = {
+        ...envelope,
+        result: {
+          note: `the result is ${full.length} bytes, over the inline bound; read it from ${callUri(callId, 'call.json')}`,
+          result_uri: callUri(callId, 'call.json'),
+        },
+      };
+    }
+    try {
+      await services.artifacts.writeCallFile(
+        callId,
+        'call.json',
+        JSON.stringify(
+          {
+            call_id: callId,
+            parent_id: c.opts.parentId ?? null,
+            tool: c.toolName,
+            action: c.action,
+            effect: c.effect,
+            target: c.target ?? null,
+            args: c.redactedArgs,
+            started_at: new Date(c.startedAt).toISOString(),
+            ended_at: new Date().toISOString(),
+            duration_ms: Date.now() - c.startedAt,
+            client: c.opts.client ?? null,
+            streams: sinkResults.map((r) => ({ name: r.name, bytes: r.bytes, stored_bytes: r.stored_bytes, sha256: r.sha256, uri: r.uri, artifact_limited: r.artifact_limited })),
+            envelope,
+          },
+          null,
+          2,
+        ),
+      );
+    } catch (e) {
+      services.log.error('call.json could not be written', { call_id: callId, error: (e as Error).message });
+      if (finalEnvelope.ok) {
+        status = 'error';
+        finalEnvelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, asToolError(e, services), services);
+      }
+    }
+    this.closeAudit(callId, c.startedAt, status, finalEnvelope, c.def, c.args, bytes, c.target);
+    return finalEnvelope;
+  }
+
+  private closeAudit(callId: string, startedAt: number, status: AuditStatus, env: Envelope, def: AnyAction | undefined, args: unknown, bytes: number | undefined, target: string | undefined): void {
+    const services = this.services;
+    let summary: string;
+    if (env.ok) {
+      try {
+        summary = def?.summarize ? def.summarize(env.result, args as never) : 'ok';
+      } catch {
+        summary = 'ok';
+      }
+    } else summary = `${env.error.code}: ${env.error.message}`;
+    try {
+      services.audit.close(callId, {
+        status: status === 'running' ? 'error' : status,
+        ended_at: new Date().toISOString(),
+        duration_ms: Date.now() - startedAt,
+        error_code: env.ok ? undefined : env.error.code,
+        summary: services.redactor.redact(summary).slice(0, 2000),
+        bytes,
+        target,
+      });
+    } catch (e) {
+      services.log.error('audit row could not be closed', { call_id: callId, error: (e as Error).message });
+    }
+  }
+
+  /** Denied, invalid and unknown calls: audited and given an artifact like any other. */
+  private async recordRefusal(
+    callId: string,
+    startedAt: number,
+    tool: string,
+    action: string | undefined,
+    rawArgs: unknown,
+    status: AuditStatus,
+    err: ToolError,
+    opts: CallOptions,
+  ): Promise<Envelope> {
+    const services = this.services;
+    const env = errorEnvelope(callId, tool, action, startedAt, err, services);
+    const args = services.redactor.redactValue(rawArgs);
+    try {
+      services.audit.open({
+        id: callId,
+        parent_id: opts.parentId,
+        started_at: new Date(startedAt).toISOString(),
+        tool,
+        action,
+        args: clampJson(args),
+        artifact: callUri(callId),
+        client_name: opts.client?.name,
+        client_version: opts.client?.version,
+      });
+      await services.artifacts.writeCallFile(
+        callId,
+        'call.json',
+        JSON.stringify({ call_id: callId, parent_id: opts.parentId ?? null, tool, action: action ?? null, args, started_at: new Date(startedAt).toISOString(), client: opts.client ?? null, envelope: env }, null, 2),
+      );
+    } catch (e) {
+      services.log.error('refused call could not be fully recorded', { call_id: callId, error: (e as Error).message });
+    }
+    this.closeAudit(callId, startedAt, status, env, undefined, rawArgs, undefined, undefined);
+    return env;
+  }
+}
+
+function confirmMessage(tool: string, action: string, effect: Effect, target: string | undefined, args: Record<string, unknown>): string {
+  const detail = Object.entries(args)
+    .filter(([k]) => !['timeout_ms', 'max_bytes', 'async'].includes(k))
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(' ')
+    .slice(0, 400);
+  return `Allow ${tool}.${action} (${effect})${target ? ` on ${target}` : ''}? ${detail}`;
+}
+
+function cancelled(): ToolError {
+  return new ToolError('CANCELLED', 'the client cancelled the call', { retryable: false });
+}
+
+function reasonOf(signal: AbortSignal): ToolError {
+  return isToolError(signal.reason) ? signal.reason : cancelled();
+}
+
+/** Rejects with the abort reason when the signal fires, after a grace period for cleanup. */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(reasonOf(signal));
+  return new Promise<T>((resolve, reject) => {
+    let grace: NodeJS.Timeout | undefined;
+    const onAbort = (): void => {
+      // give the handler a moment to stop the remote work and report; then answer anyway
+      grace = setTimeout(() => reject(reasonOf(signal)), ABORT_GRACE_MS);
+      grace.unref();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        if (grace) clearTimeout(grace);
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) reject(reasonOf(signal));
+        else resolve(v);
+      },
+      (e: unknown) => {
+        if (grace) clearTimeout(grace);
+        signal.removeEventListener('abort', onAbort);
+        reject(signal.aborted && !(isToolError(e) && e.code !== 'INTERNAL') ? reasonOf(signal) : e);
+      },
+    );
+  });
+}
+
+export function asToolError(e: unknown, services?: Services): ToolError {
+  if (isToolError(e)) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (err?.name === 'AbortError') return cancelled();
+  if (err?.code === 'ENOSPC' || err?.code === 'EFBIG' || err?.code === 'EDQUOT') {
+    return new ToolError('LIMIT_EXCEEDED', `out of space writing the artifact: ${err.message}`, {
+      hint: 'free space in the artifacts directory (infra artifacts prune) and retry',
+      retryable: true,
+    });
+  }
+  const message = String(err?.message ?? e);
+  return new ToolError('INTERNAL', services ? services.redactor.redact(message) : message, { retryable: false });
+}
+
+function statusFor(code: ErrorCode): AuditStatus {
+  switch (code) {
+    case 'DENIED':
+      return 'denied';
+    case 'INVALID_ARGUMENT':
+      return 'invalid';
+    case 'TIMEOUT':
+      return 'timeout';
+    case 'CANCELLED':
+      return 'cancelled';
+    default:
+      return 'error';
+  }
+}
+
+function errorEnvelope(callId: string, tool: string | undefined, action: string | undefined, startedAt: number, err: ToolError, services: Services): ErrorEnvelope {
+  return {
+    ok: false,
+    ...(tool ? { tool } : {}),
+    ...(action ? { action } : {}),
+    call_id: callId,
+    duration_ms: Date.now() - startedAt,
+    error: {
+      code: err.code,
+      message: services.redactor.redact(err.message),
+      ...(err.hint ? { hint: services.redactor.redact(err.hint) } : {}),
+      retryable: err.retryable,
+      ...(err.details ? { details: services.redactor.redactValue(err.details) } : {}),
+    },
+    artifact: callUri(callId),
+  };
+}
+
+function clampJson(v: unknown, max = 65536): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? 'null';
+  } catch {
+    s = '"<unserializable>"';
+  }
+  return s.length > max ? JSON.stringify({ truncated: true, head: s.slice(0, max) }) : s;
+}
+
+export { maxEffect };

@@ -1,0 +1,142 @@
+import { ArtifactStore } from '../artifacts/store.js';
+import { Redactor } from '../artifacts/redactor.js';
+import { AuditStore } from '../audit/audit-store.js';
+import { openDatabase, type Database } from '../audit/db.js';
+import { currentOwner } from '../audit/owner.js';
+import type { Logger, ToolDef } from '../core/define-action.js';
+import type { Envelope } from '../core/envelope.js';
+import type { Closeable, EnvFlags, Services } from '../core/services.js';
+import { loadConfig, projectAt, resolveProject, type LoadedConfig, type ProjectInfo } from '../config/load.js';
+import { SecretResolver, stringsIn } from '../config/secret-refs.js';
+import { readFlags } from '../policy/policy.js';
+import { StateStore } from '../toolsets/state/state-store.js';
+import { NATIVE_TOOLS, TOOL_ALIASES } from '../toolsets/registry.js';
+import { JobManager } from './jobs.js';
+import { createLogger, parseLogLevel, type LogListener } from './logger.js';
+import { Pipeline, type CallOptions } from './pipeline.js';
+
+export interface RuntimeOptions {
+  /** The `.infra` directory to use (skips discovery). */
+  projectDir?: string | undefined;
+  /** `--project` flag value (a project root or its .infra). */
+  projectFlag?: string | undefined;
+  project?: ProjectInfo | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
+  cwd?: string | undefined;
+  tools?: readonly ToolDef[] | undefined;
+  logListeners?: LogListener[] | undefined;
+}
+
+class ServicesImpl implements Services {
+  readonly tools: readonly ToolDef[];
+  private readonly resources = new Map<string, Closeable>();
+  currentConfig: LoadedConfig;
+
+  constructor(
+    readonly flags: EnvFlags,
+    readonly project: ProjectInfo,
+    config: LoadedConfig,
+    readonly secrets: SecretResolver,
+    readonly redactor: Redactor,
+    readonly artifacts: ArtifactStore,
+    readonly state: StateStore,
+    readonly audit: AuditStore,
+    readonly jobs: JobManager,
+    readonly log: Logger,
+    tools: readonly ToolDef[],
+  ) {
+    this.currentConfig = config;
+    this.tools = tools;
+  }
+
+  get config(): LoadedConfig {
+    return this.currentConfig;
+  }
+
+  shared<T extends Closeable>(key: string, create: () => T): T {
+    let r = this.resources.get(key) as T | undefined;
+    if (!r) {
+      r = create();
+      this.resources.set(key, r);
+    }
+    return r;
+  }
+
+  async closeResources(): Promise<void> {
+    const all = [...this.resources.values()];
+    this.resources.clear();
+    await Promise.allSettled(all.map((r) => r.close()));
+  }
+}
+
+export interface Runtime {
+  readonly services: Services;
+  readonly pipeline: Pipeline;
+  readonly project: ProjectInfo;
+  call(tool: string, args: Record<string, unknown>, opts?: CallOptions): Promise<Envelope>;
+  /** Re-reads the config files (policy.json included); an invalid policy refuses every call. */
+  reload(): LoadedConfig;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds everything one infra process needs: database (audit, state, jobs), artifacts,
+ * redactor, config, and the pipeline with the native tools. The stdio server and the CLI both
+ * call tools through this.
+ */
+export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const project =
+    opts.project ??
+    (opts.projectDir ? projectAt(opts.projectDir, 'MCP_PROFILES_DIR', env) : resolveProject({ env, cwd, projectFlag: opts.projectFlag }));
+  const redactor = new Redactor();
+  const log = createLogger(redactor, parseLogLevel(env.INFRA_LOG_LEVEL), opts.logListeners ?? []);
+  const flags = readFlags(env);
+  const secrets = new SecretResolver(redactor, env, project.dir);
+  const config = loadConfig(project, env);
+  for (const issue of config.issues) log.warn('config problem', { file: issue.file, message: issue.message });
+  registerConfigSecrets(secrets, config);
+
+  const db: Database = openDatabase(project.dbPath);
+  const owner = currentOwner();
+  const audit = new AuditStore(db, owner);
+  const jobs = new JobManager(db, owner);
+  const interrupted = audit.recoverInterrupted();
+  jobs.recoverInterrupted();
+  if (interrupted) log.warn('calls left running by an ended infra process were marked interrupted', { count: interrupted });
+
+  let servicesRef: ServicesImpl | undefined;
+  const artifacts = new ArtifactStore(project.artifactsDir, redactor, () => servicesRef!.config.policy.limits);
+  const state = new StateStore(db);
+  const tools = opts.tools ?? NATIVE_TOOLS;
+  const services = new ServicesImpl(flags, project, config, secrets, redactor, artifacts, state, audit, jobs, log, tools);
+  servicesRef = services;
+  const pipeline = new Pipeline(services, tools, TOOL_ALIASES);
+  let closed = false;
+
+  return {
+    services,
+    pipeline,
+    project,
+    call: (tool, args, callOpts) => pipeline.call(tool, args, callOpts),
+    reload: () => {
+      const next = loadConfig(project, env);
+      registerConfigSecrets(secrets, next);
+      services.currentConfig = next;
+      return next;
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await jobs.shutdown();
+      await services.closeResources();
+      db.close();
+    },
+  };
+}
+
+function registerConfigSecrets(secrets: SecretResolver, config: LoadedConfig): void {
+  secrets.registerAll(stringsIn(config.targets));
+  secrets.registerAll(stringsIn(config.profiles));
+}
