@@ -4,13 +4,14 @@ import { auditTool } from './audit/index.js';
 import { helpTool } from './help/index.js';
 import { jobsTool } from './jobs/index.js';
 import { localTool } from './local/index.js';
+import { repoTool } from './repo/index.js';
 import { stateTool } from './state/index.js';
 
 /**
  * Every native tool, in the order tools/list shows them. A tool module adds itself here with
  * one import and one entry.
  */
-export const NATIVE_TOOLS: ToolDef[] = [helpTool, stateTool, artifactsTool, auditTool, jobsTool, localTool];
+export const NATIVE_TOOLS: ToolDef[] = [helpTool, stateTool, artifactsTool, auditTool, jobsTool, localTool, repoTool];
 
 /** Hidden aliases from the seed documents (DESIGN §2): callable, never listed. */
 export const TOOL_ALIASES: Record<string, string> = {
