@@ -210,6 +210,8 @@ const SIMPLE_GIT_ALLOWED_UNSAFE = {
   allowUnsafeDiffExternal: true,
   allowUnsafeFilter: true,
   allowUnsafeEditor: true,
+  // GIT_CONFIG_GLOBAL / GIT_CONFIG_SYSTEM from the server's own environment
+  allowUnsafeConfigPaths: true,
 } as const;
 
 /**
@@ -226,7 +228,8 @@ export async function createSimpleGit(
 ): Promise<SimpleGit> {
   const { simpleGit } = await import('simple-git');
   const env = safeGitEnv(mode);
-  const gitEnvKeys = Object.keys(env).filter((k) => /^GIT_/i.test(k));
+  // the environment is entirely ours (safeGitEnv dropped what could move or run git)
+  const gitEnvKeys = Object.keys(env);
   const git = simpleGit({
     baseDir: cwd,
     maxConcurrentProcesses: 4,

@@ -160,9 +160,19 @@ export interface DiffStat {
   files: { path: string; added: number | null; deleted: number | null; binary?: true }[];
 }
 
-/** `git diff --numstat` over the same selection as the diff (args without paths). */
-export async function numstat(g: RepoGit, selection: readonly string[], paths: readonly string[]): Promise<DiffStat> {
-  const out = (await g.git(['diff', ...NO_PROGRAMS, '--numstat', '--end-of-options', ...selection, '--', ...paths])).stdout;
+/** What a diff compares: option flags (`--cached`) and validated revisions, kept apart. */
+export interface DiffSelection {
+  flags: string[];
+  revs: string[];
+}
+
+export function diffArgs(sel: DiffSelection, extra: readonly string[], paths: readonly string[]): string[] {
+  return ['diff', ...NO_PROGRAMS, ...extra, ...sel.flags, '--end-of-options', ...sel.revs, '--', ...paths];
+}
+
+/** `git diff --numstat` over the same selection as the diff. */
+export async function numstat(g: RepoGit, selection: DiffSelection, paths: readonly string[]): Promise<DiffStat> {
+  const out = (await g.git(diffArgs(selection, ['--numstat'], paths))).stdout;
   const stat: DiffStat = { files_changed: 0, insertions: 0, deletions: 0, files: [] };
   for (const line of out.split('\n')) {
     if (!line) continue;

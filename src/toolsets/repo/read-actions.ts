@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineAction, type ActionContext, type SinkResult } from '../../core/define-action.js';
 import { invalid } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
-import { bindGit, branches, currentBranch, hasHead, log, NO_PROGRAMS, numstat, resolveCommit, status, toToolError, type RepoGit } from './git-ops.js';
+import { bindGit, branches, currentBranch, diffArgs, hasHead, log, NO_PROGRAMS, numstat, resolveCommit, status, toToolError, type DiffSelection, type RepoGit } from './git-ops.js';
 import { checkPath, openRepo, pathArg, refArg, repoPathArg, resolveRepoDir, topRelative } from './roots.js';
 
 const maxCount = z.number().int().min(1).max(1000);
@@ -64,7 +64,7 @@ export const snapshotAction = defineAction({
     const g = await readGit(ctx, a.repo_path);
     const [st, born] = await Promise.all([status(g), hasHead(g)]);
     const commits = born ? await log(g, { maxCount: a.max_count }) : [];
-    const diffstat = born ? await numstat(g, ['HEAD'], []) : await numstat(g, ['--cached'], []);
+    const diffstat = await numstat(g, born ? { flags: [], revs: ['HEAD'] } : { flags: ['--cached'], revs: [] }, []);
     return {
       ...repoInfo(g, ctx.services),
       branch: st.branch,
@@ -148,18 +148,12 @@ export const diffAction = defineAction({
     const g = await readGit(ctx, a.repo_path);
     const paths = allPaths(g, a);
     const from = a.from ?? a.ref;
-    const selection: string[] = [];
-    if (a.staged) selection.push('--cached');
-    if (from) selection.push(await resolveCommit(g, from, a.from ? 'from' : 'ref'));
-    if (a.to) selection.push(await resolveCommit(g, a.to, 'to'));
-    const unborn = !(await hasHead(g));
-    if (a.staged && unborn && !from) {
-      // no HEAD yet: the whole index is new
-      selection.splice(0, selection.length, '--cached');
-    }
+    const selection: DiffSelection = { flags: a.staged ? ['--cached'] : [], revs: [] };
+    if (from) selection.revs.push(await resolveCommit(g, from, a.from ? 'from' : 'ref'));
+    if (a.to) selection.revs.push(await resolveCommit(g, a.to, 'to'));
     const stat = await numstat(g, selection, paths);
     const ctxArg = a.context_lines !== undefined ? [`--unified=${a.context_lines}`] : [];
-    const r = await streamTo(ctx, g, 'diff', ['diff', ...NO_PROGRAMS, ...ctxArg, '--end-of-options', ...selection, '--', ...paths]);
+    const r = await streamTo(ctx, g, 'diff', diffArgs(selection, ctxArg, paths));
     const mode = a.to ? 'commits' : from ? (a.staged ? 'staged_vs_ref' : 'worktree_vs_ref') : a.staged ? 'staged' : 'worktree';
     return { ...repoInfo(g, ctx.services), mode, from: from ?? null, to: a.to ?? null, stat, diff: streamed(r) };
   },
