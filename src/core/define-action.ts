@@ -154,7 +154,7 @@ export interface ToolDef {
   description: string;
   actions: ActionDef<z.ZodObject, unknown>[];
   /** Only `local` and similar: hidden and refused unless this returns true. */
-  enabledBy?: (services: Services) => boolean;
+  enabledBy?: (services: Pick<Services, 'flags' | 'config'>) => boolean;
 }
 
 export function defineTool(def: ToolDef): ToolDef {

@@ -320,7 +320,7 @@ export class Pipeline {
         action: c.action,
         call_id: callId,
         duration_ms: Date.now() - c.startedAt,
-        result: services.redactor.redactValue(result),
+        result: services.redactor.redactValue(result !== null && typeof result === 'object' && !Array.isArray(result) ? result : { value: result ?? null }),
         ...(Object.keys(truncated).length ? { truncated } : {}),
         artifact: callUri(callId),
       };

@@ -20,7 +20,35 @@ export type JsonSchema = Record<string, unknown>;
 export function actionJsonSchema(def: AnyAction): JsonSchema {
   const s = z.toJSONSchema(fullActionSchema(def), { io: 'input', unrepresentable: 'any' }) as JsonSchema;
   delete s.$schema;
-  return s;
+  return portable(s) as JsonSchema;
+}
+
+const ANY_JSON = ['object', 'array', 'string', 'number', 'boolean', 'null'];
+const KEYWORDS = new Set(['type', 'anyOf', 'oneOf', 'allOf', 'enum', 'const', '$ref', 'not', 'properties', 'items']);
+
+/**
+ * Makes a schema portable across clients: a sub-schema with no validation keyword (zod's
+ * `unknown`) says explicitly that any JSON value is accepted.
+ */
+function portable(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(portable);
+  if (!node || typeof node !== 'object') return node;
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
+    if (k === 'properties' && v && typeof v === 'object') {
+      o[k] = Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([pk, pv]) => [pk, anyIfBare(portable(pv))]));
+    } else if (k === 'items' || k === 'additionalProperties') {
+      o[k] = typeof v === 'object' ? anyIfBare(portable(v)) : v;
+    } else o[k] = portable(v);
+  }
+  return o;
+}
+
+function anyIfBare(v: unknown): unknown {
+  if (v && typeof v === 'object' && !Array.isArray(v) && !Object.keys(v).some((k) => KEYWORDS.has(k))) {
+    return { ...(v as Record<string, unknown>), anyOf: ANY_JSON.map((type) => ({ type })) };
+  }
+  return v;
 }
 
 /**
@@ -77,7 +105,7 @@ export const OUTPUT_SCHEMA: JsonSchema = {
     action: { type: 'string' },
     call_id: { type: 'string' },
     duration_ms: { type: 'number' },
-    result: {},
+    result: { type: 'object', additionalProperties: true },
     truncated: { type: 'object', additionalProperties: { type: 'object', properties: { bytes: { type: 'number' }, inline: { type: 'number' } } } },
     artifact: { type: 'string' },
     job_id: { type: 'string' },

@@ -1,5 +1,8 @@
 import type { ActionDef, Effect, ToolDef } from '../core/define-action.js';
 import type { EnvFlags, Services } from '../core/services.js';
+
+/** The part of Services that policy decisions read. */
+export type PolicyView = Pick<Services, 'flags' | 'config'>;
 import type { z } from 'zod';
 
 const truthy = (v: string | undefined): boolean => v === '1' || v === 'true' || v === 'yes';
@@ -21,7 +24,7 @@ export interface Refusal {
  * Whether policy leaves this tool visible and callable at all. Applied both to tools/list and
  * again at call time (a hidden tool is still refused by name).
  */
-export function toolRefusal(tool: ToolDef, services: Services): Refusal | undefined {
+export function toolRefusal(tool: ToolDef, services: PolicyView): Refusal | undefined {
   if (tool.enabledBy && !tool.enabledBy(services)) {
     if (tool.name === 'local') {
       return {
@@ -45,7 +48,7 @@ export function toolRefusal(tool: ToolDef, services: Services): Refusal | undefi
  * Whether policy leaves this action visible. `effect` is the effect being judged: the action's
  * most severe one when listing, the effect of this call at call time.
  */
-export function actionRefusal(tool: ToolDef, def: ActionDef<z.ZodObject, unknown>, effect: Effect, services: Services): Refusal | undefined {
+export function actionRefusal(tool: ToolDef, def: ActionDef<z.ZodObject, unknown>, effect: Effect, services: PolicyView): Refusal | undefined {
   const issue = services.config.policyIssue;
   if (issue) return { message: `policy.json is invalid, so every call is refused: ${issue.message}`, hint: issue.hint };
   const t = toolRefusal(tool, services);
@@ -75,7 +78,7 @@ export function listingEffect(def: ActionDef<z.ZodObject, unknown>): Effect {
  * Whether this call must be confirmed by the user first. policy.confirm["tool.action"] decides
  * when present; otherwise irreversible actions are confirmed.
  */
-export function needsConfirm(tool: string, action: string, effect: Effect, services: Services): boolean {
+export function needsConfirm(tool: string, action: string, effect: Effect, services: PolicyView): boolean {
   const explicit = services.config.policy.confirm[`${tool}.${action}`] ?? services.config.policy.confirm[tool];
   if (explicit !== undefined) return explicit;
   return effect === 'irreversible';

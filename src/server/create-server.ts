@@ -1,0 +1,153 @@
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  ReadResourceRequestSchema,
+  type CallToolResult,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Envelope } from '../core/envelope.js';
+import type { Runtime } from '../exec/runtime.js';
+import type { Confirmer } from '../exec/pipeline.js';
+import { listTools } from './tool-list.js';
+import { VERSION } from '../version.js';
+
+export const SERVER_INSTRUCTIONS = [
+  'infra runs ssh, http, psql, repo, runbook, state and artifacts operations through one audited execution layer.',
+  'Start with help {"query": "…"} to find the exact schema of an action, a runbook, a target or a profile.',
+  'Every tool takes {"action": …}. Every call leaves an artifact (artifact://calls/<call_id>/) and an audit row.',
+  'Long actions accept async: true and return a job_id; follow it with the jobs tool.',
+  'A remote command that exits non-zero is a result (ok: true, exit_code), not a tool error.',
+].join(' ');
+
+/** The text part of a reply: a one-line summary, then the envelope as JSON. */
+export function replyText(env: Envelope): string {
+  let line: string;
+  if (env.ok) {
+    const r = env.result as Record<string, unknown> | null;
+    const exit = r && typeof r === 'object' && 'exit_code' in r ? ` exit_code=${String(r.exit_code)}` : '';
+    const job = env.job_id ? ` job_id=${env.job_id}` : '';
+    line = `ok ${env.tool}.${env.action}${exit}${job} (${env.duration_ms} ms) ${env.artifact ?? ''}`.trim();
+  } else {
+    line = `error ${env.error.code}: ${env.error.message}${env.error.hint ? ` (hint: ${env.error.hint})` : ''}`;
+  }
+  return `${line}\n${JSON.stringify(env)}`;
+}
+
+export function toCallResult(env: Envelope): CallToolResult {
+  return {
+    content: [{ type: 'text', text: replyText(env) }],
+    structuredContent: env as unknown as Record<string, unknown>,
+    ...(env.ok ? {} : { isError: true }),
+  };
+}
+
+/**
+ * The MCP wiring: the SDK's low-level Server with our own tools/list and tools/call handlers
+ * (DESIGN §1), artifacts as resources, logging notifications. `getRuntime` resolves once the
+ * project is known (it may wait for the client's roots).
+ */
+export function createServer(getRuntime: () => Promise<Runtime>): Server {
+  const server = new Server(
+    { name: 'infra', version: VERSION, title: 'infra' },
+    {
+      capabilities: { tools: { listChanged: true }, resources: {}, logging: {} },
+      instructions: SERVER_INSTRUCTIONS,
+    },
+  );
+
+  let cache: { config: unknown; tools: Tool[]; generation: number } | undefined;
+  let generation = 0;
+  const tools = async (): Promise<Tool[]> => {
+    const rt = await getRuntime();
+    const config = rt.services.config;
+    if (!cache || cache.config !== config || cache.generation !== generation) {
+      cache = { config, tools: listTools(rt.pipeline.tools(), rt.services), generation };
+    }
+    return cache.tools;
+  };
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await tools() }));
+
+  const confirmer: Confirmer = async (req) => {
+    const caps = server.getClientCapabilities();
+    if (!caps?.elicitation) return false;
+    const res = await server.elicitInput({
+      message: req.message,
+      requestedSchema: {
+        type: 'object',
+        properties: { confirm: { type: 'boolean', title: `Allow ${req.key}?`, description: 'Check to allow this action once' } },
+        required: ['confirm'],
+      },
+    });
+    return res.action === 'accept' && (res.content as Record<string, unknown> | undefined)?.confirm === true;
+  };
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const rt = await getRuntime();
+    const progressToken = request.params._meta?.progressToken;
+    let progressCount = 0;
+    const client = server.getClientVersion();
+    const env = await rt.call(request.params.name, request.params.arguments ?? {}, {
+      signal: extra.signal,
+      client: { name: client?.name, version: client?.version },
+      confirm: confirmer,
+      onProgress:
+        progressToken === undefined
+          ? undefined
+          : (u) => {
+              progressCount++;
+              void extra
+                .sendNotification({
+                  method: 'notifications/progress',
+                  params: { progressToken, progress: u.progress ?? progressCount, ...(u.total !== undefined ? { total: u.total } : {}), ...(u.message ? { message: u.message } : {}) },
+                })
+                .catch(() => undefined);
+            },
+    });
+    return toCallResult(env);
+  });
+
+  server.setRequestHandler(ListResourcesRequestSchema, async () => {
+    const rt = await getRuntime();
+    const rows = rt.services.audit.list({ limit: 50 });
+    return {
+      resources: rows.map((r) => ({
+        uri: `artifact://calls/${r.id}/call.json`,
+        name: `${r.tool}.${r.action ?? '?'} ${r.status}`,
+        description: r.summary ?? undefined,
+        mimeType: 'application/json',
+      })),
+    };
+  });
+
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
+    resourceTemplates: [
+      { uriTemplate: 'artifact://calls/{call_id}/{file}', name: 'call artifact', description: 'A file a call produced: call.json, stdout, stderr, body, rows.csv …' },
+      { uriTemplate: 'artifact://runs/{runbook}/{run_id}/run.json', name: 'runbook run', description: 'A runbook run, linking its step calls', mimeType: 'application/json' },
+    ],
+  }));
+
+  server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
+    const rt = await getRuntime();
+    const uri = request.params.uri;
+    const { type } = await rt.services.artifacts.resolve(uri);
+    if (type === 'dir') {
+      const entries = await rt.services.artifacts.listDir(uri);
+      return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(entries, null, 2) }] };
+    }
+    const r = await rt.services.artifacts.read(uri, { maxBytes: 4 * 1024 * 1024 });
+    const mimeType = uri.endsWith('.json') ? 'application/json' : r.encoding === 'base64' ? 'application/octet-stream' : 'text/plain';
+    return { contents: [r.encoding === 'base64' ? { uri, mimeType, blob: r.content } : { uri, mimeType, text: r.content }] };
+  });
+
+  /** Tell clients the list changed (policy reload, upstream tools). */
+  (server as Server & { toolsChanged?: () => void }).toolsChanged = () => {
+    generation++;
+    void server.sendToolListChanged().catch(() => undefined);
+  };
+
+  return server;
+}

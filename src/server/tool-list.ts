@@ -1,0 +1,41 @@
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import { EFFECT_RANK, type Effect, type ToolDef } from '../core/define-action.js';
+import { OUTPUT_SCHEMA, toolInputSchema } from '../exec/schemas.js';
+import { actionRefusal, listingEffect, type PolicyView } from '../policy/policy.js';
+
+/** Tools that reach systems outside this process. */
+const OPEN_WORLD = new Set(['ssh', 'http', 'psql', 'repo', 'runbook', 'local']);
+
+/**
+ * The tools/list answer: only what policy leaves visible (it is checked again at call time).
+ * Annotations derive from the most severe visible action's effect.
+ */
+export function listTools(tools: readonly ToolDef[], services: PolicyView): Tool[] {
+  const out: Tool[] = [];
+  for (const tool of tools) {
+    const visible = tool.actions.filter((def) => !actionRefusal(tool, def, listingEffect(def), services));
+    if (visible.length === 0) continue;
+    let worst: Effect = 'read';
+    for (const def of visible) {
+      // in read-only mode an argument-dependent action is listed for its read uses
+      const e = services.flags.readOnly && def.effectOf ? 'read' : def.effect;
+      if (EFFECT_RANK[e] > EFFECT_RANK[worst]) worst = e;
+    }
+    const actionsText = visible.map((d) => d.action).join(', ');
+    out.push({
+      name: tool.name,
+      title: tool.title,
+      description: `${tool.description} Actions: ${actionsText}.`,
+      inputSchema: toolInputSchema(tool, visible) as Tool['inputSchema'],
+      outputSchema: OUTPUT_SCHEMA as Tool['outputSchema'],
+      annotations: {
+        title: tool.title,
+        readOnlyHint: worst === 'read',
+        destructiveHint: worst === 'irreversible',
+        idempotentHint: worst === 'read',
+        openWorldHint: OPEN_WORLD.has(tool.name),
+      },
+    });
+  }
+  return out;
+}
