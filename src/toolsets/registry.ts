@@ -2,6 +2,7 @@ import type { ToolDef } from '../core/define-action.js';
 import { artifactsTool } from './artifacts/index.js';
 import { auditTool } from './audit/index.js';
 import { helpTool } from './help/index.js';
+import { httpTool } from './http/index.js';
 import { jobsTool } from './jobs/index.js';
 import { localTool } from './local/index.js';
 import { repoTool } from './repo/index.js';
@@ -11,7 +12,7 @@ import { stateTool } from './state/index.js';
  * Every native tool, in the order tools/list shows them. A tool module adds itself here with
  * one import and one entry.
  */
-export const NATIVE_TOOLS: ToolDef[] = [helpTool, stateTool, artifactsTool, auditTool, jobsTool, localTool, repoTool];
+export const NATIVE_TOOLS: ToolDef[] = [helpTool, stateTool, artifactsTool, auditTool, jobsTool, localTool, repoTool, httpTool];
 
 /** Hidden aliases from the seed documents (DESIGN §2): callable, never listed. */
 export const TOOL_ALIASES: Record<string, string> = {
