@@ -182,8 +182,16 @@ export const nameArg = z
   .min(1)
   .max(200)
   .refine(noDash, 'must not start with "-"')
-  .refine((s) => /^[A-Za-z0-9._/][A-Za-z0-9._/+@-]*$/.test(s), 'letters, digits, ".", "_", "/", "+", "@" and "-" only')
+  .refine((s) => /^[A-Za-z0-9_][A-Za-z0-9._/+@-]*$/.test(s), 'letters, digits, ".", "_", "/", "+", "@" and "-" only, starting with a letter, digit or "_"')
   .refine((s) => !s.includes('..') && !s.includes('@{') && !s.endsWith('.lock') && !s.endsWith('/') && !s.endsWith('.'), 'not a valid ref name');
+
+/** A configured remote's name: never a URL or a path (those could push anywhere). */
+export const remoteArg = z
+  .string()
+  .min(1)
+  .max(100)
+  .refine(noDash, 'must not start with "-"')
+  .refine((s) => /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(s), 'the name of a configured remote (letters, digits, ".", "_", "-"), not a URL or path');
 
 export const pathArg = z
   .string()

@@ -5,7 +5,7 @@ import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { denied, invalid, notFound, ToolError } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
 import { bindGit, currentBranch, hasHead, NO_PROGRAMS, resolveCommit, type RepoGit } from './git-ops.js';
-import { checkPath, isInside, nameArg, openRepo, pathArg, refArg, repoPathArg, resolveRepoDir } from './roots.js';
+import { checkPath, isInside, nameArg, openRepo, pathArg, refArg, remoteArg, repoPathArg, resolveRepoDir } from './roots.js';
 
 /** Writes are off unless the human turned them on; checked before anything else. */
 export function requireWrite(services: Services, action: string): void {
@@ -161,7 +161,7 @@ export const pushAction = defineAction({
     'Push a local branch (default: the current one) to a configured remote (default origin). Never forced unless force: true and repo.force_push in policy.json (then --force-with-lease). Needs repo.write',
   input: z.strictObject({
     repo_path: repoPathArg,
-    remote: nameArg.default('origin').describe('Name of a configured remote (not a URL)'),
+    remote: remoteArg.default('origin').describe('Name of a configured remote (not a URL)'),
     branch: nameArg.optional().describe('Local branch to push (default: the current branch)'),
     force: z.boolean().default(false).describe('Force with lease; needs repo.force_push'),
     set_upstream: z.boolean().default(false),
