@@ -8,15 +8,15 @@ import type { HttpProfile } from '../../config/schemas.js';
 
 /** Arguments that say where a request goes (shared by request and check). */
 export const destinationArgs = {
-  url: z.string().min(1).max(8192).optional().describe('Absolute http(s) URL; with a profile it must be on the profile\'s origin'),
+  url: z.string().min(1).max(8192).optional().describe("Absolute http(s) URL; with a profile it must be on the profile's origin"),
   profile: z.string().min(1).max(64).optional().describe('http profile from profiles.json (base_url, headers, TLS)'),
-  profile_name: z.string().min(1).max(64).optional().describe('Same as profile (the seed\'s spelling)'),
-  path: z.string().max(8192).optional().describe('Path (and optional ?query) appended to the profile\'s base_url'),
+  profile_name: z.string().min(1).max(64).optional().describe("Same as profile (the seed's spelling)"),
+  path: z.string().max(8192).optional().describe("Path (and optional ?query) appended to the profile's base_url"),
   query: z
     .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()]))]))
     .optional()
     .describe('Query parameters added to the URL (arrays repeat the key)'),
-  headers: z.record(z.string(), z.string()).optional().describe('Request headers (over the profile\'s headers)'),
+  headers: z.record(z.string(), z.string()).optional().describe("Request headers (over the profile's headers)"),
 };
 
 export interface DestinationArgs {
@@ -53,7 +53,9 @@ function getProfile(name: string, services: Services): HttpProfile {
     const names = httpProfiles(services).map(([n]) => n);
     throw notFound(
       p ? `profile ${JSON.stringify(name)} is a ${p.type} profile, not an http one` : `no http profile named ${JSON.stringify(name)}`,
-      names.length ? `http profiles: ${names.join(', ')} (http {action:"profiles"} lists them)` : 'define one in profiles.json: { "api": { "type": "http", "base_url": "https://…" } }',
+      names.length
+        ? `http profiles: ${names.join(', ')} (http {action:"profiles"} lists them)`
+        : 'define one in profiles.json: { "api": { "type": "http", "base_url": "https://…" } }',
     );
   }
   return p;
@@ -70,7 +72,10 @@ function parseUrl(text: string, what: string): URL {
     throw invalid(`${what} uses ${u.protocol.replace(/:$/, '')}:, only http and https are allowed`);
   }
   if (u.username || u.password) {
-    throw invalid(`${what} carries credentials in the URL, which would be recorded in the audit`, 'put credentials in an http profile\'s headers in profiles.json, by reference: "Authorization": "Bearer ${env:API_TOKEN}"');
+    throw invalid(
+      `${what} carries credentials in the URL, which would be recorded in the audit`,
+      'put credentials in an http profile\'s headers in profiles.json, by reference: "Authorization": "Bearer ${env:API_TOKEN}"',
+    );
   }
   u.hash = '';
   return u;
@@ -92,14 +97,17 @@ export function resolveDestination(a: DestinationArgs, services: Services): Dest
       if (url.origin !== profileOrigin) {
         throw invalid(
           `url ${url.origin} is not on the origin of profile ${name} (${profileOrigin})`,
-          'a profile\'s headers are only sent to its base_url origin; use path with the profile, or url without it',
+          "a profile's headers are only sent to its base_url origin; use path with the profile, or url without it",
         );
       }
     } else {
       const path = a.path ?? '';
       // a path must stay a path: no scheme, no network-path reference, no backslashes
-      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(path) || path.startsWith('//') || path.includes('\\')) {
-        throw invalid(`path ${JSON.stringify(path.slice(0, 200))} is not a relative path`, 'pass a path like /v1/items?limit=10; for another host use url without the profile');
+      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(path) || path.startsWith('//') || /[\\\x00-\x1f\x7f]/.test(path)) {
+        throw invalid(
+          `path ${JSON.stringify(path.slice(0, 200))} is not a relative path`,
+          'pass a path like /v1/items?limit=10; for another host use url without the profile',
+        );
       }
       const [p, q] = splitQuery(path);
       const basePath = base.pathname.replace(/\/+$/, '');
@@ -112,7 +120,10 @@ export function resolveDestination(a: DestinationArgs, services: Services): Dest
     }
   } else {
     if (a.url === undefined) {
-      throw invalid('pass url, or profile (+ path)', 'e.g. {"url": "https://api.example.com/health"} or {"profile": "api", "path": "/health"}');
+      throw invalid(
+        'pass url, or profile (+ path)',
+        'e.g. {"url": "https://api.example.com/health"} or {"profile": "api", "path": "/health"}',
+      );
     }
     if (a.path !== undefined) throw invalid('path needs a profile; with url put the path in the url');
     url = parseUrl(a.url, 'url');
@@ -160,7 +171,8 @@ export function tlsFor(dest: Destination, url: URL, services: Services): TlsSett
 export function ssrfDenied(refusal: SsrfRefusal, url: URL, dest: Destination, hop: number): ToolError {
   const where = hop === 0 ? '' : ` (redirect hop ${hop})`;
   const key = refusal.allowKey;
-  const profileNote = dest.profileName && onProfileOrigin(dest, url) ? `, or "${key}": true in profile ${dest.profileName} in profiles.json` : '';
+  const profileNote =
+    dest.profileName && onProfileOrigin(dest, url) ? `, or "${key}": true in profile ${dest.profileName} in profiles.json` : '';
   const hint =
     key === 'allow_link_local'
       ? `link-local and cloud-metadata endpoints are refused; a human can allow them with "http": { "allow_link_local": true } in policy.json${profileNote}`
