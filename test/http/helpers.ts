@@ -14,9 +14,14 @@ export interface HttpRig {
 }
 
 /** A temp project and a runtime with the http tool (and artifacts, to read bodies back). */
-export async function httpRig(files: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<HttpRig> {
+export async function httpRig(files: Record<string, unknown> = {}, env: Record<string, string> = {}, logs?: string[]): Promise<HttpRig> {
   const project = makeProject(files);
-  const rt = await createRuntime({ projectDir: project.infraDir, env: { ...process.env, ...env }, tools: [httpTool, artifactsTool] });
+  const rt = await createRuntime({
+    projectDir: project.infraDir,
+    env: { ...process.env, ...env },
+    tools: [httpTool, artifactsTool],
+    logListeners: logs ? [(level, msg, fields) => void logs.push(JSON.stringify({ level, msg, ...fields }))] : [],
+  });
   return {
     project,
     rt,
