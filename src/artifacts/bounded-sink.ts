@@ -213,7 +213,12 @@ export class BoundedSink extends Writable implements Sink {
 
   /** Summary of what is known so far (used when the call fails before done()). */
   snapshot(): { bytes: number; inline: string } {
-    return { bytes: this.inBytes, inline: this.headTail.text() };
+    const held = this.redactor && this.carry ? this.redactor.previewHeld(this.carry) : '';
+    if (!held) return { bytes: this.inBytes, inline: this.headTail.text() };
+    const view = new HeadTail(this.headTail.cap);
+    view.push(Buffer.from(this.headTail.text(), 'utf8'));
+    view.push(Buffer.from(held, 'latin1'));
+    return { bytes: this.inBytes, inline: view.text() };
   }
 }
 

@@ -126,6 +126,27 @@ export class Redactor {
     return new RedactingTransform(this);
   }
 
+  /**
+   * A redacted view of bytes a stream still holds back (latin1 in, latin1 out), for live
+   * progress: it stops before an unterminated private-key block and before the last bytes that
+   * could be the start of a registered secret.
+   */
+  previewHeld(held: string): string {
+    const { maxLatin1 } = this.compile();
+    let end = Math.max(0, held.length - maxLatin1);
+    // a token still being written must not show half of itself
+    const trailing = /[A-Za-z0-9_\-.+/=:]+$/.exec(held);
+    if (trailing) end = Math.min(end, trailing.index);
+    const begin = held.lastIndexOf('-----BEGIN');
+    if (begin >= 0 && held.indexOf('-----END', begin) < 0) end = Math.min(end, begin);
+    if (end <= 0) return '';
+    const re = this.compile().latin1;
+    const part = held.slice(0, end);
+    if (!re) return part;
+    re.lastIndex = 0;
+    return part.replace(re, replacer);
+  }
+
   /** @internal used by the streaming transform */
   streamPass(s: string, final: boolean): { out: string; carry: string } {
     const { latin1: re, maxLatin1 } = this.compile();

@@ -80,7 +80,12 @@ export class ArtifactStore {
     });
   }
 
-  async writeCallFile(callId: string, name: string, data: string | Buffer, raw = false): Promise<{ uri: string; bytes: number; path: string; sha256: string }> {
+  async writeCallFile(
+    callId: string,
+    name: string,
+    data: string | Buffer,
+    raw = false,
+  ): Promise<{ uri: string; bytes: number; path: string; sha256: string }> {
     this.checkName(name);
     const path = join(this.callDir(callId), name);
     const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);

@@ -34,7 +34,5 @@ export function parseArtifactUri(uri: string): string[] {
   return segs;
 }
 
-export const callUri = (callId: string, file?: string): string =>
-  `${ARTIFACT_SCHEME}calls/${callId}/${file ?? ''}`;
-export const runUri = (runbook: string, runId: string, file?: string): string =>
-  `${ARTIFACT_SCHEME}runs/${runbook}/${runId}/${file ?? ''}`;
+export const callUri = (callId: string, file?: string): string => `${ARTIFACT_SCHEME}calls/${callId}/${file ?? ''}`;
+export const runUri = (runbook: string, runId: string, file?: string): string => `${ARTIFACT_SCHEME}runs/${runbook}/${runId}/${file ?? ''}`;

@@ -10,7 +10,6 @@ export type ClientKind = (typeof CLIENTS)[number];
 export function selfCommand(): { command: string; args: string[] } {
   const isSea = (() => {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       return (process as unknown as { isSea?: () => boolean }).isSea?.() === true || process.execPath.endsWith('/infra');
     } catch {
       return false;
@@ -25,7 +24,10 @@ export function selfCommand(): { command: string; args: string[] } {
  * The exact snippet for one client, with absolute paths, MCP_PROFILES_DIR and every environment
  * variable the project's config refers to (values are placeholders unless `withValues`).
  */
-export function clientSnippet(client: ClientKind, opts: { projectFlag?: string | undefined; withValues?: boolean; env?: NodeJS.ProcessEnv } = {}): string {
+export function clientSnippet(
+  client: ClientKind,
+  opts: { projectFlag?: string | undefined; withValues?: boolean; env?: NodeJS.ProcessEnv } = {},
+): string {
   const env = opts.env ?? process.env;
   const project = resolveProject({ env, cwd: process.cwd(), projectFlag: opts.projectFlag });
   const config = loadConfig(project, env);

@@ -20,7 +20,9 @@ export interface DoctorReport {
   text: string;
 }
 
-export type DoctorSection = (rt: Awaited<ReturnType<typeof createRuntime>>) => Promise<{ name: string; checks: DoctorCheck[]; data?: unknown }>;
+export type DoctorSection = (
+  rt: Awaited<ReturnType<typeof createRuntime>>,
+) => Promise<{ name: string; checks: DoctorCheck[]; data?: unknown }>;
 const sections: DoctorSection[] = [];
 export function addDoctorSection(s: DoctorSection): void {
   sections.push(s);
@@ -40,15 +42,40 @@ export async function runDoctor(opts: { projectFlag?: string | undefined }): Pro
     const rt = await createRuntime({ projectFlag: opts.projectFlag });
     try {
       project = { dir: rt.project.dir, found_by: rt.project.source };
-      checks.push({ name: 'project', status: existsSync(rt.project.dir) ? 'ok' : 'warn', detail: `${rt.project.dir} (found by ${rt.project.source})`, ...(existsSync(rt.project.dir) ? {} : { fix: 'run `infra init` in your project root' }) });
+      checks.push({
+        name: 'project',
+        status: existsSync(rt.project.dir) ? 'ok' : 'warn',
+        detail: `${rt.project.dir} (found by ${rt.project.source})`,
+        ...(existsSync(rt.project.dir) ? {} : { fix: 'run `infra init` in your project root' }),
+      });
       checks.push({ name: 'sqlite', status: 'ok', detail: `${rt.project.dbPath} opened (WAL)` });
-      for (const issue of rt.services.config.issues) checks.push({ name: 'config', status: 'fail', detail: issue.message, fix: issue.hint });
+      for (const issue of rt.services.config.issues)
+        checks.push({ name: 'config', status: 'fail', detail: issue.message, fix: issue.hint });
       if (rt.services.config.issues.length === 0) checks.push({ name: 'config', status: 'ok', detail: 'config files valid' });
       const v = await rt.services.audit.verify();
-      checks.push(v.ok ? { name: 'audit', status: 'ok', detail: `hash chain ok (${v.rows} rows)` } : { name: 'audit', status: 'fail', detail: `hash chain broken at seq ${v.first_bad?.seq}: ${v.first_bad?.reason}`, fix: 'the audit index was edited outside infra; keep a copy of infra.db for review' });
+      checks.push(
+        v.ok
+          ? { name: 'audit', status: 'ok', detail: `hash chain ok (${v.rows} rows)` }
+          : {
+              name: 'audit',
+              status: 'fail',
+              detail: `hash chain broken at seq ${v.first_bad?.seq}: ${v.first_bad?.reason}`,
+              fix: 'the audit index was edited outside infra; keep a copy of infra.db for review',
+            },
+      );
       const f = rt.services.flags;
-      checks.push({ name: 'flags', status: 'ok', detail: `INFRA_UNSAFE_LOCAL=${f.unsafeLocal ? 1 : 0} INFRA_ALLOW_SECRET_EXPORT=${f.allowSecretExport ? 1 : 0} INFRA_READ_ONLY=${f.readOnly ? 1 : 0}` });
-      checks.push({ name: 'tools', status: 'ok', detail: listTools(rt.pipeline.tools(), rt.services).map((t) => t.name).join(', ') });
+      checks.push({
+        name: 'flags',
+        status: 'ok',
+        detail: `INFRA_UNSAFE_LOCAL=${f.unsafeLocal ? 1 : 0} INFRA_ALLOW_SECRET_EXPORT=${f.allowSecretExport ? 1 : 0} INFRA_READ_ONLY=${f.readOnly ? 1 : 0}`,
+      });
+      checks.push({
+        name: 'tools',
+        status: 'ok',
+        detail: listTools(rt.pipeline.tools(), rt.services)
+          .map((t) => t.name)
+          .join(', '),
+      });
       for (const section of sections) {
         const s = await section(rt);
         checks.push(...s.checks);

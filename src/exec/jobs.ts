@@ -80,14 +80,7 @@ export class JobManager {
     this.getStmt = db.prepare('SELECT * FROM jobs WHERE id = ?');
   }
 
-  start(
-    jobId: string,
-    callId: string,
-    tool: string,
-    action: string,
-    controller: AbortController,
-    run: () => Promise<Envelope>,
-  ): JobInfo {
+  start(jobId: string, callId: string, tool: string, action: string, controller: AbortController, run: () => Promise<Envelope>): JobInfo {
     const started = new Date().toISOString();
     this.insert.run(jobId, callId, tool, action, this.owner.pid, this.owner.start, started);
     const info: JobInfo = {

@@ -10,7 +10,11 @@ export type LogListener = (level: LogLevel, msg: string, fields?: Record<string,
  * Structured JSON lines on stderr (stdout is the protocol), redacted. Listeners (the MCP
  * logging notifications) receive the same redacted lines.
  */
-export function createLogger(redactor: Redactor, level: LogLevel = 'info', listeners: LogListener[] = []): Logger & { listeners: LogListener[] } {
+export function createLogger(
+  redactor: Redactor,
+  level: LogLevel = 'info',
+  listeners: LogListener[] = [],
+): Logger & { listeners: LogListener[] } {
   const min = RANK[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (RANK[lvl] < min) return;

@@ -51,7 +51,6 @@ interface Registered {
   actions: Map<string, { def: AnyAction; schema: z.ZodObject }>;
 }
 
-
 /** Bounds the serialized result inline; a bigger result stays in call.json. */
 const RESULT_CEILING = (maxBytes: number): number => Math.max(maxBytes * 4, 256 * 1024);
 
@@ -109,11 +108,24 @@ export class Pipeline {
 
     // 1. resolve the tool and action
     if (!reg) {
-      const known = this.tools().map((t) => t.name).join(', ');
-      return refuse('invalid', new ToolError('INVALID_ARGUMENT', `unknown tool ${JSON.stringify(name)}`, { hint: `tools are: ${known}; help {query} searches them` }), String(name).slice(0, 100));
+      const known = this.tools()
+        .map((t) => t.name)
+        .join(', ');
+      return refuse(
+        'invalid',
+        new ToolError('INVALID_ARGUMENT', `unknown tool ${JSON.stringify(name)}`, {
+          hint: `tools are: ${known}; help {query} searches them`,
+        }),
+        String(name).slice(0, 100),
+      );
     }
     if (!argsObj) {
-      return refuse('invalid', new ToolError('INVALID_ARGUMENT', `arguments of ${toolName} must be a JSON object`, { hint: `pass {"action": "...", ...}; help {"query": "${toolName}"} shows the schemas` }));
+      return refuse(
+        'invalid',
+        new ToolError('INVALID_ARGUMENT', `arguments of ${toolName} must be a JSON object`, {
+          hint: `pass {"action": "...", ...}; help {"query": "${toolName}"} shows the schemas`,
+        }),
+      );
     }
     let action = actionName;
     if (action === undefined && reg.actions.size === 1) action = [...reg.actions.keys()][0];
@@ -164,15 +176,27 @@ export class Pipeline {
     if (!opts.preconfirmed && needsConfirm(toolName, action!, effect, services)) {
       const key = `${toolName}.${action}`;
       const ok = opts.confirm
-        ? await opts.confirm({ tool: toolName, action: action!, key, message: confirmMessage(toolName, action!, effect, target, args), args: services.redactor.redactValue(args) }).catch(() => false)
+        ? await opts
+            .confirm({
+              tool: toolName,
+              action: action!,
+              key,
+              message: confirmMessage(toolName, action!, effect, target, args),
+              args: services.redactor.redactValue(args),
+            })
+            .catch(() => false)
         : false;
       if (!ok) {
         return refuse(
           'denied',
-          new ToolError('DENIED', `${key} needs the user's confirmation, which was ${opts.confirm ? 'declined or not possible' : 'not possible (the client does not support elicitation)'}`, {
-            hint: `a human can allow it without asking by setting "confirm": { "${key}": false } in policy.json`,
-            details: { confirm_key: key },
-          }),
+          new ToolError(
+            'DENIED',
+            `${key} needs the user's confirmation, which was ${opts.confirm ? 'declined or not possible' : 'not possible (the client does not support elicitation)'}`,
+            {
+              hint: `a human can allow it without asking by setting "confirm": { "${key}": false } in policy.json`,
+              details: { confirm_key: key },
+            },
+          ),
           toolName,
           action,
         );
@@ -212,7 +236,22 @@ export class Pipeline {
     const controller = new AbortController();
     const jobId = asJob ? newJobId() : undefined;
     const run = (): Promise<Envelope> =>
-      this.runHandler({ callId, startedAt, toolName, action: action!, def, args, redactedArgs, target, effect, maxBytes, deadline, controller, opts, jobId });
+      this.runHandler({
+        callId,
+        startedAt,
+        toolName,
+        action: action!,
+        def,
+        args,
+        redactedArgs,
+        target,
+        effect,
+        maxBytes,
+        deadline,
+        controller,
+        opts,
+        jobId,
+      });
 
     if (jobId) {
       const info = services.jobs.start(jobId, callId, toolName, action!, controller, run);
@@ -256,7 +295,12 @@ export class Pipeline {
     const { callId, controller } = c;
     const sinks: BoundedSink[] = [];
     const timer = setTimeout(
-      () => controller.abort(new ToolError('TIMEOUT', `${c.toolName}.${c.action} timed out after ${c.deadline - c.startedAt} ms`, { hint: 'raise timeout_ms, or run it with async: true and follow it with the jobs tool' })),
+      () =>
+        controller.abort(
+          new ToolError('TIMEOUT', `${c.toolName}.${c.action} timed out after ${c.deadline - c.startedAt} ms`, {
+            hint: 'raise timeout_ms, or run it with async: true and follow it with the jobs tool',
+          }),
+        ),
       Math.max(0, c.deadline - Date.now()),
     );
     const jobId = c.jobId;
@@ -320,13 +364,20 @@ export class Pipeline {
         action: c.action,
         call_id: callId,
         duration_ms: Date.now() - c.startedAt,
-        result: services.redactor.redactValue(result !== null && typeof result === 'object' && !Array.isArray(result) ? result : { value: result ?? null }),
+        result: services.redactor.redactValue(
+          result !== null && typeof result === 'object' && !Array.isArray(result) ? result : { value: result ?? null },
+        ),
         ...(Object.keys(truncated).length ? { truncated } : {}),
         artifact: callUri(callId),
       };
     } catch (e) {
       const err = controller.signal.aborted && !isToolError(e) ? reasonOf(controller.signal) : asToolError(e, services);
-      if (err.code === 'INTERNAL') services.log.error('handler failed', { tool: c.toolName, action: c.action, error: services.redactor.redact(String((e as Error)?.stack ?? e)) });
+      if (err.code === 'INTERNAL')
+        services.log.error('handler failed', {
+          tool: c.toolName,
+          action: c.action,
+          error: services.redactor.redact(String((e as Error)?.stack ?? e)),
+        });
       status = statusFor(err.code);
       for (const s of sinks) if (!s.writableFinished) s.destroy();
       envelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, err, services);
@@ -364,7 +415,14 @@ export class Pipeline {
             ended_at: new Date().toISOString(),
             duration_ms: Date.now() - c.startedAt,
             client: c.opts.client ?? null,
-            streams: sinkResults.map((r) => ({ name: r.name, bytes: r.bytes, stored_bytes: r.stored_bytes, sha256: r.sha256, uri: r.uri, artifact_limited: r.artifact_limited })),
+            streams: sinkResults.map((r) => ({
+              name: r.name,
+              bytes: r.bytes,
+              stored_bytes: r.stored_bytes,
+              sha256: r.sha256,
+              uri: r.uri,
+              artifact_limited: r.artifact_limited,
+            })),
             envelope,
           },
           null,
@@ -382,7 +440,16 @@ export class Pipeline {
     return finalEnvelope;
   }
 
-  private closeAudit(callId: string, startedAt: number, status: AuditStatus, env: Envelope, def: AnyAction | undefined, args: unknown, bytes: number | undefined, target: string | undefined): void {
+  private closeAudit(
+    callId: string,
+    startedAt: number,
+    status: AuditStatus,
+    env: Envelope,
+    def: AnyAction | undefined,
+    args: unknown,
+    bytes: number | undefined,
+    target: string | undefined,
+  ): void {
     const services = this.services;
     let summary: string;
     if (env.ok) {
@@ -436,7 +503,20 @@ export class Pipeline {
       await services.artifacts.writeCallFile(
         callId,
         'call.json',
-        JSON.stringify({ call_id: callId, parent_id: opts.parentId ?? null, tool, action: action ?? null, args, started_at: new Date(startedAt).toISOString(), client: opts.client ?? null, envelope: env }, null, 2),
+        JSON.stringify(
+          {
+            call_id: callId,
+            parent_id: opts.parentId ?? null,
+            tool,
+            action: action ?? null,
+            args,
+            started_at: new Date(startedAt).toISOString(),
+            client: opts.client ?? null,
+            envelope: env,
+          },
+          null,
+          2,
+        ),
       );
     } catch (e) {
       services.log.error('refused call could not be fully recorded', { call_id: callId, error: (e as Error).message });
@@ -519,7 +599,14 @@ function statusFor(code: ErrorCode): AuditStatus {
   }
 }
 
-function errorEnvelope(callId: string, tool: string | undefined, action: string | undefined, startedAt: number, err: ToolError, services: Services): ErrorEnvelope {
+function errorEnvelope(
+  callId: string,
+  tool: string | undefined,
+  action: string | undefined,
+  startedAt: number,
+  err: ToolError,
+  services: Services,
+): ErrorEnvelope {
   return {
     ok: false,
     ...(tool ? { tool } : {}),

@@ -106,12 +106,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   jobs.recoverInterrupted();
   if (interrupted) log.warn('calls left running by an ended infra process were marked interrupted', { count: interrupted });
 
-  let servicesRef: ServicesImpl | undefined;
-  const artifacts = new ArtifactStore(project.artifactsDir, redactor, () => servicesRef!.config.policy.limits);
+  // the store reads limits at call time from the current (reloadable) config
+  const configRef: { current: () => LoadedConfig } = { current: () => config };
+  const artifacts = new ArtifactStore(project.artifactsDir, redactor, () => configRef.current().policy.limits);
   const state = new StateStore(db);
   const tools = opts.tools ?? NATIVE_TOOLS;
   const services = new ServicesImpl(flags, project, config, secrets, redactor, artifacts, state, audit, jobs, log, tools);
-  servicesRef = services;
+  configRef.current = () => services.config;
   const pipeline = new Pipeline(services, tools, TOOL_ALIASES);
   let closed = false;
 

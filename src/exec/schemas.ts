@@ -4,8 +4,20 @@ import type { ActionDef, ToolDef } from '../core/define-action.js';
 type AnyAction = ActionDef<z.ZodObject, unknown>;
 
 export const COMMON_ARGS = {
-  timeout_ms: z.number().int().min(1).max(7 * 24 * 3600 * 1000).optional().describe('Bound on this call in ms (default limits.default_timeout_ms, 50 s)'),
-  max_bytes: z.number().int().min(0).max(16 * 1024 * 1024).optional().describe('Inline cap of the reply in bytes; full output stays in the artifact'),
+  timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600 * 1000)
+    .optional()
+    .describe('Bound on this call in ms (default limits.default_timeout_ms, 50 s)'),
+  max_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(16 * 1024 * 1024)
+    .optional()
+    .describe('Inline cap of the reply in bytes; full output stays in the artifact'),
 };
 export const ASYNC_ARG = { async: z.boolean().optional().describe('Run as a job and return a job_id at once (see the jobs tool)') };
 
@@ -106,7 +118,10 @@ export const OUTPUT_SCHEMA: JsonSchema = {
     call_id: { type: 'string' },
     duration_ms: { type: 'number' },
     result: { type: 'object', additionalProperties: true },
-    truncated: { type: 'object', additionalProperties: { type: 'object', properties: { bytes: { type: 'number' }, inline: { type: 'number' } } } },
+    truncated: {
+      type: 'object',
+      additionalProperties: { type: 'object', properties: { bytes: { type: 'number' }, inline: { type: 'number' } } },
+    },
     artifact: { type: 'string' },
     job_id: { type: 'string' },
     error: {
