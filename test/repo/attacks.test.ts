@@ -26,7 +26,7 @@ async function expectRefused(p: RepoProject, args: Record<string, unknown>, code
   });
 }
 
-test('attack: --output=/tmp/x as a ref writes no file (log, diff, show, from, to, checkout, branch_create)', async () => {
+void test('attack: --output=/tmp/x as a ref writes no file (log, diff, show, from, to, checkout, branch_create)', async () => {
   const p = await repoProject(WRITE_ALL);
   const dir = tempDir('infra-attack-');
   const target = join(dir, 'x');
@@ -50,7 +50,7 @@ test('attack: --output=/tmp/x as a ref writes no file (log, diff, show, from, to
   }
 });
 
-test('attack: a ref named "-c core.sshCommand=…" never reaches git as an option', async () => {
+void test('attack: a ref named "-c core.sshCommand=…" never reaches git as an option', async () => {
   const p = await repoProject(WRITE_ALL);
   const dir = tempDir('infra-attack-');
   const marker = join(dir, 'pwned');
@@ -75,7 +75,7 @@ test('attack: a ref named "-c core.sshCommand=…" never reaches git as an optio
   }
 });
 
-test('attack: an --upload-pack / --receive-pack option is refused as an argument, a ref or a remote', async () => {
+void test('attack: an --upload-pack / --receive-pack option is refused as an argument, a ref or a remote', async () => {
   const p = await repoProject(WRITE_ALL);
   const dir = tempDir('infra-attack-');
   const marker = join(dir, 'pwned');
@@ -97,7 +97,7 @@ test('attack: an --upload-pack / --receive-pack option is refused as an argument
   }
 });
 
-test('attack: ../ and absolute repo_path outside the root are refused', async () => {
+void test('attack: ../ and absolute repo_path outside the root are refused', async () => {
   const p = await repoProject(WRITE_ALL);
   const outside = initRepo(tempDir('infra-outside-'));
   writeFileSync(join(outside, 'dirty.txt'), 'x');
@@ -113,7 +113,7 @@ test('attack: ../ and absolute repo_path outside the root are refused', async ()
   }
 });
 
-test('attack: ../ and absolute paths outside the repository are refused (log, diff, show, commit)', async () => {
+void test('attack: ../ and absolute paths outside the repository are refused (log, diff, show, commit)', async () => {
   const p = await repoProject(WRITE_ALL);
   const outside = tempDir('infra-outside-');
   writeFileSync(join(outside, 'secret.txt'), 'secret');
@@ -135,7 +135,7 @@ test('attack: ../ and absolute paths outside the repository are refused (log, di
   }
 });
 
-test('attack: a symlink pointing out of the root cannot be used as repo_path', async () => {
+void test('attack: a symlink pointing out of the root cannot be used as repo_path', async () => {
   const p = await repoProject(WRITE_ALL);
   const outside = initRepo(tempDir('infra-outside-'));
   writeFileSync(join(outside, 'dirty.txt'), 'x');
@@ -152,7 +152,7 @@ test('attack: a symlink pointing out of the root cannot be used as repo_path', a
   }
 });
 
-test('attack: a repository whose .git lives outside the root (gitfile) is refused', async () => {
+void test('attack: a repository whose .git lives outside the root (gitfile) is refused', async () => {
   const p = await repoProject(WRITE_ALL);
   const outside = tempDir('infra-outside-');
   try {
@@ -170,7 +170,7 @@ test('attack: a repository whose .git lives outside the root (gitfile) is refuse
   }
 });
 
-test('attack: a repository created in a disallowed place (above the root) is not discovered', async () => {
+void test('attack: a repository created in a disallowed place (above the root) is not discovered', async () => {
   // the project root is not a repository, but its parent is: git would climb up to it
   const parent = tempDir('infra-parent-');
   try {
@@ -247,7 +247,7 @@ function booby(p: RepoProject, marker: string): void {
   writeFileSync(join(p.root, 'a.txt'), 'three\n');
 }
 
-test('attack: a repo configuring fsmonitor, hooks, filters, external diff, textconv and gpg runs none of them on read actions', async () => {
+void test('attack: a repo configuring fsmonitor, hooks, filters, external diff, textconv and gpg runs none of them on read actions', async () => {
   const p = await repoProject();
   const dir = tempDir('infra-attack-');
   const marker = join(dir, 'ran');
@@ -279,7 +279,7 @@ test('attack: a repo configuring fsmonitor, hooks, filters, external diff, textc
   }
 });
 
-test('the same booby-trapped repo does run its hooks when git itself is used (the test is real)', async () => {
+void test('the same booby-trapped repo does run its hooks when git itself is used (the test is real)', async () => {
   const p = await repoProject();
   const dir = tempDir('infra-attack-');
   const marker = join(dir, 'ran');

@@ -9,7 +9,7 @@ function artifactFile(infraDir: string, uri: string): string {
   return join(infraDir, 'artifacts', uri.replace(/^artifact:\/\//, ''));
 }
 
-test('snapshot: the seed example {repo_path: "."} returns branch, HEAD, status, commits and diffstat', async () => {
+void test('snapshot: the seed example {repo_path: "."} returns branch, HEAD, status, commits and diffstat', async () => {
   const p = await repoProject();
   try {
     writeAndCommit(p.root, 'src/app.txt', 'one\n', 'add app');
@@ -33,7 +33,7 @@ test('snapshot: the seed example {repo_path: "."} returns branch, HEAD, status, 
   }
 });
 
-test('snapshot of a freshly initialised repository without commits', async () => {
+void test('snapshot of a freshly initialised repository without commits', async () => {
   const p = await repoProject({}, { commit: false });
   try {
     const r = await p.ok({ action: 'snapshot' });
@@ -45,7 +45,7 @@ test('snapshot of a freshly initialised repository without commits', async () =>
   }
 });
 
-test('status lists staged, modified and untracked files', async () => {
+void test('status lists staged, modified and untracked files', async () => {
   const p = await repoProject();
   try {
     writeFileSync(join(p.root, 'README.md'), 'changed\n');
@@ -63,7 +63,7 @@ test('status lists staged, modified and untracked files', async () => {
   }
 });
 
-test('log: max_count, ref and path', async () => {
+void test('log: max_count, ref and path', async () => {
   const p = await repoProject();
   try {
     writeAndCommit(p.root, 'a.txt', '1', 'a1');
@@ -87,7 +87,7 @@ test('log: max_count, ref and path', async () => {
   }
 });
 
-test('diff: working tree, staged, between refs, path filter', async () => {
+void test('diff: working tree, staged, between refs, path filter', async () => {
   const p = await repoProject();
   try {
     const c1 = writeAndCommit(p.root, 'a.txt', 'one\n', 'a');
@@ -122,7 +122,7 @@ test('diff: working tree, staged, between refs, path filter', async () => {
   }
 });
 
-test('diff: a big diff is bounded inline and complete in the artifact', async () => {
+void test('diff: a big diff is bounded inline and complete in the artifact', async () => {
   const p = await repoProject();
   try {
     const big = Array.from({ length: 20000 }, (_, i) => `line ${i} ${'x'.repeat(40)}`).join('\n') + '\n';
@@ -141,7 +141,7 @@ test('diff: a big diff is bounded inline and complete in the artifact', async ()
   }
 });
 
-test('show: a commit with its patch, and a file at a ref', async () => {
+void test('show: a commit with its patch, and a file at a ref', async () => {
   const p = await repoProject();
   try {
     const c1 = writeAndCommit(p.root, 'conf/app.ini', 'port=1\n', 'first config');
@@ -162,7 +162,7 @@ test('show: a commit with its patch, and a file at a ref', async () => {
   }
 });
 
-test('branches: local and remote with ahead/behind', async () => {
+void test('branches: local and remote with ahead/behind', async () => {
   const p = await repoProject();
   try {
     const remote = bareRemote(p.root);
@@ -192,7 +192,7 @@ test('branches: local and remote with ahead/behind', async () => {
   }
 });
 
-test('repo_path may name a subdirectory, and repo.roots may allow other repositories', async () => {
+void test('repo_path may name a subdirectory, and repo.roots may allow other repositories', async () => {
   const p = await repoProject({ repo: { roots: ['.', 'vendor'] } });
   try {
     mkdirSync(join(p.root, 'vendor'));
@@ -210,7 +210,7 @@ test('repo_path may name a subdirectory, and repo.roots may allow other reposito
   }
 });
 
-test('every call is audited with its artifact', async () => {
+void test('every call is audited with its artifact', async () => {
   const p = await repoProject();
   try {
     const r = await p.ok({ action: 'status' });

@@ -2,13 +2,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRuntime, type Runtime } from '../../src/exec/runtime.js';
 import type { Envelope, ErrorEnvelope, OkEnvelope } from '../../src/core/envelope.js';
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- results are read loosely in tests
+type Loose = any;
 import { makeProject, type TempProject } from '../helpers/project.js';
 import { git, initRepo } from '../fixtures/git.js';
 
 export interface RepoProject extends TempProject {
   rt: Runtime;
   call(args: Record<string, unknown>): Promise<Envelope>;
-  ok(args: Record<string, unknown>): Promise<OkEnvelope & { result: any }>;
+  ok(args: Record<string, unknown>): Promise<OkEnvelope & { result: Loose }>;
   fail(args: Record<string, unknown>): Promise<ErrorEnvelope>;
   close(): Promise<void>;
 }
@@ -37,7 +39,7 @@ export async function repoProject(policy: Record<string, unknown> = {}, opts: { 
     async ok(args) {
       const r = await call(args);
       if (!r.ok) throw new Error(`expected ok for ${JSON.stringify(args)}, got ${JSON.stringify(r.error)}`);
-      return r as OkEnvelope & { result: any };
+      return r as OkEnvelope & { result: Loose };
     },
     async fail(args) {
       const r = await call(args);

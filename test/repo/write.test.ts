@@ -9,7 +9,7 @@ const WRITE = { repo: { write: true } };
 /** push is irreversible: policy asks for confirmation by default; these tests turn it off. */
 const PUSH = { repo: { write: true }, confirm: { 'repo.push': false } };
 
-test('write actions are refused with DENIED naming repo.write when policy leaves it off', async () => {
+void test('write actions are refused with DENIED naming repo.write when policy leaves it off', async () => {
   const p = await repoProject();
   try {
     writeFileSync(join(p.root, 'x.txt'), 'x');
@@ -30,7 +30,7 @@ test('write actions are refused with DENIED naming repo.write when policy leaves
   }
 });
 
-test('commit: paths only, then all; nothing to commit is refused', async () => {
+void test('commit: paths only, then all; nothing to commit is refused', async () => {
   const p = await repoProject(WRITE);
   try {
     writeFileSync(join(p.root, 'a.txt'), 'a\n');
@@ -53,7 +53,7 @@ test('commit: paths only, then all; nothing to commit is refused', async () => {
   }
 });
 
-test('a message that looks like an option is committed as text', async () => {
+void test('a message that looks like an option is committed as text', async () => {
   const p = await repoProject(WRITE);
   try {
     writeFileSync(join(p.root, 'a.txt'), 'a\n');
@@ -65,7 +65,7 @@ test('a message that looks like an option is committed as text', async () => {
   }
 });
 
-test('branch_create and checkout (branch, then a tag detached)', async () => {
+void test('branch_create and checkout (branch, then a tag detached)', async () => {
   const p = await repoProject(WRITE);
   try {
     const c1 = git(p.root, 'rev-parse', 'HEAD').trim();
@@ -99,7 +99,7 @@ test('branch_create and checkout (branch, then a tag detached)', async () => {
   }
 });
 
-test('checkout refuses a commit that would rewrite files in .infra/', async () => {
+void test('checkout refuses a commit that would rewrite files in .infra/', async () => {
   const p = await repoProject(WRITE, { init: true });
   try {
     // a repository that tracks .infra/policy.json: an old commit has a different policy
@@ -121,7 +121,7 @@ test('checkout refuses a commit that would rewrite files in .infra/', async () =
   }
 });
 
-test('write actions refuse a repository inside .infra/', async () => {
+void test('write actions refuse a repository inside .infra/', async () => {
   const p = await repoProject({ repo: { write: true } });
   try {
     const inner = join(p.infraDir, 'inner');
@@ -136,7 +136,7 @@ test('write actions refuse a repository inside .infra/', async () => {
   }
 });
 
-test('push asks for confirmation by default and is refused without a way to ask', async () => {
+void test('push asks for confirmation by default and is refused without a way to ask', async () => {
   const p = await repoProject(WRITE);
   try {
     const remote = bareRemote(p.root);
@@ -149,7 +149,7 @@ test('push asks for confirmation by default and is refused without a way to ask'
   }
 });
 
-test('push to a bare remote; a rejected push stays rejected; force needs repo.force_push', async () => {
+void test('push to a bare remote; a rejected push stays rejected; force needs repo.force_push', async () => {
   const p = await repoProject(PUSH);
   try {
     const remote = bareRemote(p.root);
@@ -181,7 +181,7 @@ test('push to a bare remote; a rejected push stays rejected; force needs repo.fo
   }
 });
 
-test('force push with repo.force_push uses --force-with-lease', async () => {
+void test('force push with repo.force_push uses --force-with-lease', async () => {
   const p = await repoProject({ repo: { write: true, force_push: true }, confirm: { 'repo.push': false } });
   try {
     const remote = bareRemote(p.root);
@@ -197,7 +197,7 @@ test('force push with repo.force_push uses --force-with-lease', async () => {
   }
 });
 
-test('a remote given as a URL or path is refused: only configured remote names', async () => {
+void test('a remote given as a URL or path is refused: only configured remote names', async () => {
   const p = await repoProject(PUSH);
   try {
     const elsewhere = bareRemote();

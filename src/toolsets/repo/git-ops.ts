@@ -40,7 +40,11 @@ export async function bindGit(repo: OpenRepo, signal: AbortSignal): Promise<Repo
 export function toToolError(e: unknown): unknown {
   if (!(e instanceof GitCommandError)) return e;
   const msg = e.stderr.trim().split('\n').filter(Boolean).slice(-4).join(' | ') || `git exited ${e.code}`;
-  if (/unknown revision|bad revision|not a valid object name|invalid reference|does not exist|did not match any|bad object|Needed a single revision|exists on disk, but not in/i.test(msg)) {
+  if (
+    /unknown revision|bad revision|not a valid object name|invalid reference|does not exist|did not match any|bad object|Needed a single revision|exists on disk, but not in/i.test(
+      msg,
+    )
+  ) {
     return new ToolError('NOT_FOUND', `git: ${msg}`, { hint: 'check the ref or path (repo branches / repo log list them)' });
   }
   if (/already exists|not a valid branch name|nothing to commit|no changes added/i.test(msg)) {
@@ -67,7 +71,10 @@ export async function resolveCommit(g: RepoGit, ref: string, arg: string): Promi
   // rev-parse has no --end-of-options in git 2.39; `ref` never starts with "-" (schema + check)
   if (ref.startsWith('-')) throw new ToolError('INVALID_ARGUMENT', `${arg} must not start with "-"`);
   const r = await g.run(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { okCodes: [0, 1, 128] });
-  if (r.code !== 0) throw new ToolError('NOT_FOUND', `${arg} ${JSON.stringify(ref)} is not a commit in this repository`, { hint: 'repo branches and repo log list what exists' });
+  if (r.code !== 0)
+    throw new ToolError('NOT_FOUND', `${arg} ${JSON.stringify(ref)} is not a commit in this repository`, {
+      hint: 'repo branches and repo log list what exists',
+    });
   return r.stdout.trim();
 }
 

@@ -3,7 +3,21 @@ import { z } from 'zod';
 import { defineAction, type ActionContext, type SinkResult } from '../../core/define-action.js';
 import { invalid } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
-import { bindGit, branches, currentBranch, diffArgs, hasHead, log, NO_PROGRAMS, numstat, resolveCommit, status, toToolError, type DiffSelection, type RepoGit } from './git-ops.js';
+import {
+  bindGit,
+  branches,
+  currentBranch,
+  diffArgs,
+  hasHead,
+  log,
+  NO_PROGRAMS,
+  numstat,
+  resolveCommit,
+  status,
+  toToolError,
+  type DiffSelection,
+  type RepoGit,
+} from './git-ops.js';
 import { checkPath, openRepo, pathArg, refArg, repoPathArg, resolveRepoDir, topRelative } from './roots.js';
 
 const maxCount = z.number().int().min(1).max(1000);
@@ -163,7 +177,8 @@ export const showAction = defineAction({
   tool: 'repo',
   action: 'show',
   effect: 'read',
-  description: 'A commit (metadata, stat and patch) or, with path, the content of a file at that ref. The inline part is bounded; the full output is in the artifact',
+  description:
+    'A commit (metadata, stat and patch) or, with path, the content of a file at that ref. The inline part is bounded; the full output is in the artifact',
   input: z.strictObject({
     repo_path: repoPathArg,
     ref: refArg.default('HEAD').describe('Commit, branch or tag'),
@@ -181,7 +196,16 @@ export const showAction = defineAction({
       return { ...repoInfo(g, ctx.services), kind: 'file', ref: a.ref, commit: sha, path: rel, output: streamed(r) };
     }
     const [commit] = await log(g, { maxCount: 1, ref: sha });
-    const r = await streamTo(ctx, g, 'show', ['show', ...NO_PROGRAMS, '--no-show-signature', '--format=fuller', '--stat', '--patch', '--end-of-options', sha]);
+    const r = await streamTo(ctx, g, 'show', [
+      'show',
+      ...NO_PROGRAMS,
+      '--no-show-signature',
+      '--format=fuller',
+      '--stat',
+      '--patch',
+      '--end-of-options',
+      sha,
+    ]);
     return { ...repoInfo(g, ctx.services), kind: 'commit', ref: a.ref, commit: commit ?? { sha }, output: streamed(r) };
   },
 });

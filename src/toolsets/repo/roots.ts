@@ -102,15 +102,21 @@ export async function openRepo(services: Services, repoPath: string, mode: GitMo
     ).stdout;
   } catch (e) {
     if (e instanceof GitCommandError) {
-      throw notFound(`no git repository at repo_path ${JSON.stringify(repoPath)} (inside the allowed roots)`, 'run `git init` there, or pass the path of a repository under a repo root', {
-        git: e.stderr.trim().slice(0, 500),
-      });
+      throw notFound(
+        `no git repository at repo_path ${JSON.stringify(repoPath)} (inside the allowed roots)`,
+        'run `git init` there, or pass the path of a repository under a repo root',
+        {
+          git: e.stderr.trim().slice(0, 500),
+        },
+      );
     }
     throw e;
   }
   const [top, gitDirRaw, commonRaw] = out.split('\n');
   if (!top || !gitDirRaw || !commonRaw) {
-    throw new ToolError('DENIED', `repo_path ${JSON.stringify(repoPath)} is not inside a work tree`, { hint: 'bare repositories are not supported' });
+    throw new ToolError('DENIED', `repo_path ${JSON.stringify(repoPath)} is not inside a work tree`, {
+      hint: 'bare repositories are not supported',
+    });
   }
   const toplevel = realpathOrSelf(top);
   const gitDir = realpathOrSelf(gitDirRaw);
@@ -128,7 +134,10 @@ export async function openRepo(services: Services, repoPath: string, mode: GitMo
     const infra = realpathOrSelf(services.project.dir);
     for (const p of [toplevel, gitDir, commonDir]) {
       if (isInside(infra, p)) {
-        throw denied('write actions cannot touch a repository inside the project directory .infra/', 'the .infra directory is written only by its own stores');
+        throw denied(
+          'write actions cannot touch a repository inside the project directory .infra/',
+          'the .infra directory is written only by its own stores',
+        );
       }
     }
   }
@@ -150,7 +159,10 @@ export function checkPath(repo: OpenRepo, p: string, arg: string): string {
   if (p.startsWith('-')) throw invalid(`${arg} ${JSON.stringify(p)} must not start with "-"`, 'prefix the file name with "./"');
   const abs = resolve(repo.cwd, p);
   if (!isInside(repo.toplevel, abs)) {
-    throw denied(`${arg} ${JSON.stringify(p)} is outside the repository`, 'paths are relative to repo_path and must stay inside its work tree');
+    throw denied(
+      `${arg} ${JSON.stringify(p)} is outside the repository`,
+      'paths are relative to repo_path and must stay inside its work tree',
+    );
   }
   return relative(repo.cwd, abs) || '.';
 }
@@ -165,7 +177,7 @@ export function topRelative(repo: OpenRepo, p: string, arg: string): string {
 
 const noDash = (s: string): boolean => !s.startsWith('-');
 const noNul = (s: string): boolean => !s.includes('\0');
-const noControl = (s: string): boolean => !/[\x00-\x1f\x7f]/.test(s);
+const noControl = (s: string): boolean => ![...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 /** A revision (commit, branch, tag, `a..b`, `HEAD~2`): never an option. */
 export const refArg = z
@@ -182,8 +194,14 @@ export const nameArg = z
   .min(1)
   .max(200)
   .refine(noDash, 'must not start with "-"')
-  .refine((s) => /^[A-Za-z0-9_][A-Za-z0-9._/+@-]*$/.test(s), 'letters, digits, ".", "_", "/", "+", "@" and "-" only, starting with a letter, digit or "_"')
-  .refine((s) => !s.includes('..') && !s.includes('@{') && !s.endsWith('.lock') && !s.endsWith('/') && !s.endsWith('.'), 'not a valid ref name');
+  .refine(
+    (s) => /^[A-Za-z0-9_][A-Za-z0-9._/+@-]*$/.test(s),
+    'letters, digits, ".", "_", "/", "+", "@" and "-" only, starting with a letter, digit or "_"',
+  )
+  .refine(
+    (s) => !s.includes('..') && !s.includes('@{') && !s.endsWith('.lock') && !s.endsWith('/') && !s.endsWith('.'),
+    'not a valid ref name',
+  );
 
 /** A configured remote's name: never a URL or a path (those could push anywhere). */
 export const remoteArg = z
@@ -191,7 +209,10 @@ export const remoteArg = z
   .min(1)
   .max(100)
   .refine(noDash, 'must not start with "-"')
-  .refine((s) => /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(s), 'the name of a configured remote (letters, digits, ".", "_", "-"), not a URL or path');
+  .refine(
+    (s) => /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(s),
+    'the name of a configured remote (letters, digits, ".", "_", "-"), not a URL or path',
+  );
 
 export const pathArg = z
   .string()

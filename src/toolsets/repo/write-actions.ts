@@ -10,7 +10,10 @@ import { checkPath, isInside, nameArg, openRepo, pathArg, refArg, remoteArg, rep
 /** Writes are off unless the human turned them on; checked before anything else. */
 export function requireWrite(services: Services, action: string): void {
   if (!services.config.policy.repo.write) {
-    throw denied(`repo.${action} changes a repository, and repo writes are off`, 'a human can allow them with "repo": { "write": true } in .infra/policy.json');
+    throw denied(
+      `repo.${action} changes a repository, and repo writes are off`,
+      'a human can allow them with "repo": { "write": true } in .infra/policy.json',
+    );
   }
 }
 
@@ -54,9 +57,13 @@ async function guardInfra(ctx: ActionContext, g: RepoGit, target: string): Promi
     ? await g.git(['diff', ...NO_PROGRAMS, '--name-only', 'HEAD', target, '--', rel])
     : await g.git(['ls-tree', '-r', '--name-only', target, '--', rel]);
   if (r.stdout.trim()) {
-    throw denied(`checking out ${target.slice(0, 12)} would change files in the project directory .infra/`, 'policy and config in .infra/ are human-owned; check out such a commit yourself', {
-      files: r.stdout.trim().split('\n').slice(0, 20),
-    });
+    throw denied(
+      `checking out ${target.slice(0, 12)} would change files in the project directory .infra/`,
+      'policy and config in .infra/ are human-owned; check out such a commit yourself',
+      {
+        files: r.stdout.trim().split('\n').slice(0, 20),
+      },
+    );
   }
 }
 
@@ -64,10 +71,16 @@ export const commitAction = defineAction({
   tool: 'repo',
   action: 'commit',
   effect: 'write',
-  description: 'Commit: the given paths (staged first), or all changes (all: true, untracked included, .gitignore respected), or what is already staged. Needs repo.write in policy.json',
+  description:
+    'Commit: the given paths (staged first), or all changes (all: true, untracked included, .gitignore respected), or what is already staged. Needs repo.write in policy.json',
   input: z.strictObject({
     repo_path: repoPathArg,
-    message: z.string().min(1).max(65536).refine((s) => !s.includes('\0'), 'must not contain NUL').refine((s) => s.trim().length > 0, 'must not be blank'),
+    message: z
+      .string()
+      .min(1)
+      .max(65536)
+      .refine((s) => !s.includes('\0'), 'must not contain NUL')
+      .refine((s) => s.trim().length > 0, 'must not be blank'),
     paths: z.array(pathArg).min(1).max(500).optional().describe('Commit only these paths (relative to repo_path)'),
     all: z.boolean().default(false).describe('Stage and commit every change in the work tree'),
   }),
@@ -85,7 +98,10 @@ export const commitAction = defineAction({
     else if (a.all) await g.git(['add', '--all']);
     const staged = await g.run(['diff', ...NO_PROGRAMS, '--cached', '--quiet', '--', ...paths], { okCodes: [0, 1] });
     if (staged.code === 0) {
-      throw invalid('nothing to commit', paths.length ? 'the given paths have no changes' : 'stage changes first, pass paths, or all: true');
+      throw invalid(
+        'nothing to commit',
+        paths.length ? 'the given paths have no changes' : 'stage changes first, pass paths, or all: true',
+      );
     }
     await g.git(['commit', '--no-edit', `--message=${a.message}`, '--', ...paths]);
     const sha = (await g.git(['rev-parse', 'HEAD'])).stdout.trim();
@@ -126,7 +142,8 @@ export const checkoutAction = defineAction({
   tool: 'repo',
   action: 'checkout',
   effect: 'write',
-  description: 'Switch the work tree to a branch (or, detached, to a tag or commit). Local changes are kept; git refuses when they conflict. Needs repo.write in policy.json',
+  description:
+    'Switch the work tree to a branch (or, detached, to a tag or commit). Local changes are kept; git refuses when they conflict. Needs repo.write in policy.json',
   input: z.strictObject({
     repo_path: repoPathArg,
     ref: refArg.optional().describe('Branch, tag or commit'),
@@ -147,7 +164,8 @@ export const checkoutAction = defineAction({
     await guardInfra(ctx, g, sha);
     const isBranch = !ref.includes(':') && (await branchExists(g, ref));
     if (isBranch) await g.git(['switch', '--end-of-options', ref]);
-    else if (a.branch) throw notFound(`no local branch ${JSON.stringify(ref)}`, 'repo branch_create makes one; ref checks out a tag or commit (detached)');
+    else if (a.branch)
+      throw notFound(`no local branch ${JSON.stringify(ref)}`, 'repo branch_create makes one; ref checks out a tag or commit (detached)');
     else await g.git(['switch', '--detach', '--end-of-options', sha]);
     return { ref, commit: sha, detached: !isBranch, branch: await currentBranch(g) };
   },
@@ -170,7 +188,10 @@ export const pushAction = defineAction({
   gate: (a, services) => {
     requireWrite(services, 'push');
     if (a.force && !services.config.policy.repo.force_push) {
-      throw denied('force push is off', 'a human can allow it with "repo": { "force_push": true } in .infra/policy.json (infra then uses --force-with-lease)');
+      throw denied(
+        'force push is off',
+        'a human can allow it with "repo": { "force_push": true } in .infra/policy.json (infra then uses --force-with-lease)',
+      );
     }
     resolveRepoDir(services, a.repo_path);
   },
@@ -179,7 +200,12 @@ export const pushAction = defineAction({
     const g = await writeGit(ctx, a.repo_path);
     const remotes = (await g.git(['remote'])).stdout.split('\n').filter(Boolean);
     if (!remotes.includes(a.remote)) {
-      throw notFound(`no remote named ${JSON.stringify(a.remote)}`, remotes.length ? `configured remotes: ${remotes.join(', ')}` : 'this repository has no remotes; a human adds them with git remote add');
+      throw notFound(
+        `no remote named ${JSON.stringify(a.remote)}`,
+        remotes.length
+          ? `configured remotes: ${remotes.join(', ')}`
+          : 'this repository has no remotes; a human adds them with git remote add',
+      );
     }
     const branch = a.branch ?? (await currentBranch(g));
     if (!branch) throw invalid('HEAD is detached; pass branch');
@@ -187,7 +213,15 @@ export const pushAction = defineAction({
     if (!(await branchExists(g, branch))) throw notFound(`no local branch ${JSON.stringify(branch)}`);
     const force = a.force && ctx.services.config.policy.repo.force_push;
     const refspec = `refs/heads/${branch}:refs/heads/${branch}`;
-    const args = ['push', '--porcelain', ...(force ? ['--force-with-lease'] : []), ...(a.set_upstream ? ['--set-upstream'] : []), '--end-of-options', a.remote, refspec];
+    const args = [
+      'push',
+      '--porcelain',
+      ...(force ? ['--force-with-lease'] : []),
+      ...(a.set_upstream ? ['--set-upstream'] : []),
+      '--end-of-options',
+      a.remote,
+      refspec,
+    ];
     const r = await g.run(args, { okCodes: [0, 1, 128] });
     const lines = r.stdout.split('\n').filter((l) => l.includes('\t'));
     const line = lines.find((l) => l.includes(refspec)) ?? lines[0] ?? '';
@@ -200,9 +234,20 @@ export const pushAction = defineAction({
           hint: 'integrate the remote changes first; rewriting remote history needs force: true and repo.force_push',
         });
       }
-      throw new ToolError(/could not read|unable to access|connect/i.test(r.stderr) ? 'CONNECTION_FAILED' : 'UPSTREAM_ERROR', `git push: ${why}`, { retryable: false });
+      throw new ToolError(
+        /could not read|unable to access|connect/i.test(r.stderr) ? 'CONNECTION_FAILED' : 'UPSTREAM_ERROR',
+        `git push: ${why}`,
+        { retryable: false },
+      );
     }
     const statusText = flag === '=' ? 'up to date' : flag === '*' ? 'new branch' : flag === '+' ? 'forced update' : 'updated';
-    return { remote: a.remote, branch, forced: force, status: statusText, summary: summary.trim(), sha: (await g.git(['rev-parse', `refs/heads/${branch}`])).stdout.trim() };
+    return {
+      remote: a.remote,
+      branch,
+      forced: force,
+      status: statusText,
+      summary: summary.trim(),
+      sha: (await g.git(['rev-parse', `refs/heads/${branch}`])).stdout.trim(),
+    };
   },
 });
