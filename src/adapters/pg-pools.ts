@@ -1,0 +1,559 @@
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { ClientConfig, Pool, PoolClient } from 'pg';
+import type { Logger } from '../core/define-action.js';
+import { ToolError } from '../core/errors.js';
+import type { Closeable } from '../core/services.js';
+import type { PostgresProfile } from '../config/schemas.js';
+import { StatementBatch, type BatchStep, type ParserLookup, type StepResult, type WireConnection } from './pg-batch.js';
+import { isConnectionLost, toolErrorFromPg } from './pg-errors.js';
+
+/*
+ * The only place (with pg-batch) that talks to Postgres. Read-only is enforced by Postgres,
+ * never by parsing SQL (DESIGN §5): every statement goes through the extended protocol inside
+ * BEGIN READ ONLY … ROLLBACK with a transaction-local statement_timeout; a read_only profile
+ * refuses logins that could step outside the transaction; timeout and cancel stop the
+ * statement on the server with pg_cancel_backend from a separate connection.
+ */
+
+type PgModule = typeof import('pg');
+let pgModule: Promise<PgModule> | undefined;
+/** pg is imported on first use so start-up stays fast. */
+export function loadPg(): Promise<PgModule> {
+  pgModule ??= import('pg').then((m) => ((m as unknown as { default?: PgModule }).default ?? m) as PgModule);
+  return pgModule;
+}
+
+type CopyStreams = typeof import('pg-copy-streams');
+let copyModule: Promise<CopyStreams> | undefined;
+function loadCopy(): Promise<CopyStreams> {
+  copyModule ??= import('pg-copy-streams').then((m) => ((m as unknown as { default?: CopyStreams }).default ?? m) as CopyStreams);
+  return copyModule;
+}
+
+/** A profile with its references resolved, ready to connect. */
+export interface PgTarget {
+  name: string;
+  profile: PostgresProfile;
+  config: ClientConfig;
+  /** host:port/database for messages (no credentials). */
+  where: string;
+  /** Identity of the connection settings; a changed profile gets a new pool. */
+  key: string;
+}
+
+export interface PrivilegeReport {
+  user: string;
+  superuser: boolean;
+  roles: string[];
+  dblink: string[];
+}
+
+/**
+ * Builds the pg connection settings of a profile. `resolve` replaces secret references (and
+ * registers their values with the redactor); `addSecret` registers a literal password found in
+ * a url. TLS follows libpq's sslmode meanings as far as Node can: prefer behaves as disable.
+ */
+export async function buildTarget(
+  name: string,
+  profile: PostgresProfile,
+  resolve: (value: string, where: string) => string,
+  addSecret: (value: string) => void,
+  baseDir: string,
+): Promise<PgTarget> {
+  const where = `profiles.json: ${name}`;
+  const config: ClientConfig & { sslmode?: string } = {};
+  if (profile.url) {
+    const url = resolve(profile.url, `${where}.url`);
+    const { parse } = (await import('pg-connection-string')) as unknown as { parse: (s: string) => Record<string, unknown> };
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = parse(url);
+    } catch (e) {
+      throw new ToolError('CONNECTION_FAILED', `${where}.url is not a valid postgres url: ${(e as Error).message}`, {
+        hint: 'use postgres://user@host:5432/database (password by reference)',
+        retryable: false,
+      });
+    }
+    if (typeof parsed.host === 'string' && parsed.host) config.host = parsed.host;
+    if (parsed.port) config.port = Number(parsed.port);
+    if (typeof parsed.database === 'string' && parsed.database) config.database = parsed.database;
+    if (typeof parsed.user === 'string' && parsed.user) config.user = parsed.user;
+    if (typeof parsed.password === 'string' && parsed.password) {
+      config.password = parsed.password;
+      addSecret(parsed.password);
+    }
+    if (typeof parsed.sslmode === 'string') config.sslmode = parsed.sslmode;
+    if (typeof parsed.sslrootcert === 'string') config.ssl = { ca: readFileSync(parsed.sslrootcert, 'utf8') };
+  }
+  if (profile.host) config.host = resolve(profile.host, `${where}.host`);
+  if (profile.port) config.port = profile.port;
+  if (profile.database) config.database = resolve(profile.database, `${where}.database`);
+  if (profile.user) config.user = resolve(profile.user, `${where}.user`);
+  if (profile.password) config.password = resolve(profile.password, `${where}.password`);
+  if (!config.host && !profile.url) {
+    throw new ToolError('CONNECTION_FAILED', `${where} has neither "url" nor "host"`, {
+      hint: `give the profile "url": "\${env:DATABASE_URL}" or "host", "database", "user" and "password"`,
+      retryable: false,
+    });
+  }
+  const sslmode = profile.sslmode ?? config.sslmode ?? 'disable';
+  delete config.sslmode;
+  let ca: string | undefined;
+  if (profile.ca_file) {
+    const { expandHome } = await import('../config/paths.js');
+    const path = expandHome(profile.ca_file, baseDir);
+    try {
+      ca = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new ToolError('CONNECTION_FAILED', `${where}.ca_file ${path} cannot be read: ${(e as Error).message}`, { retryable: false });
+    }
+  }
+  const existingCa = typeof config.ssl === 'object' ? config.ssl.ca : undefined;
+  switch (sslmode) {
+    case 'disable':
+    case 'prefer':
+    case 'allow':
+      config.ssl = false;
+      break;
+    case 'require':
+      config.ssl = { rejectUnauthorized: false };
+      break;
+    case 'verify-ca':
+      config.ssl = { rejectUnauthorized: true, ca: ca ?? existingCa, checkServerIdentity: () => undefined };
+      break;
+    default:
+      config.ssl = { rejectUnauthorized: true, ca: ca ?? existingCa };
+  }
+  config.application_name = 'infra';
+  config.keepAlive = true;
+  const host = config.host ?? 'localhost';
+  const whereStr = `${host}:${config.port ?? 5432}/${config.database ?? config.user ?? ''}`;
+  const key = JSON.stringify([
+    config.host,
+    config.port,
+    config.database,
+    config.user,
+    config.password,
+    sslmode,
+    ca ?? existingCa ?? null,
+    profile.pool_max,
+  ]);
+  return { name, profile, config, where: whereStr, key };
+}
+
+const CANCEL_GRACE_MS = 1500;
+
+interface PoolEntry {
+  key: string;
+  pool: Pool;
+  target: PgTarget;
+  privileges?: Promise<PrivilegeReport>;
+  typeNames: Map<number, string>;
+}
+
+/**
+ * One pg pool per profile (replaced when the profile's settings change), the per-pool
+ * privilege check, type names, and cancellation. Reach it through
+ * `services.shared('pg-pools', …)`; close() ends every pool.
+ */
+export class PgPools implements Closeable {
+  private readonly entries = new Map<string, PoolEntry>();
+  private parserLookup: ParserLookup | undefined;
+  private closed = false;
+
+  constructor(private readonly log: Logger) {}
+
+  private async entryFor(target: PgTarget): Promise<PoolEntry> {
+    const existing = this.entries.get(target.name);
+    if (existing && existing.key === target.key) return existing;
+    const pg = await loadPg();
+    this.parserLookup ??= makeParserLookup(pg);
+    const again = this.entries.get(target.name);
+    if (again && again.key === target.key) return again;
+    if (again) {
+      this.entries.delete(target.name);
+      void again.pool.end().catch(() => undefined);
+    }
+    const pool = new pg.Pool({
+      ...target.config,
+      max: target.profile.pool_max,
+      idleTimeoutMillis: 60_000,
+      connectionTimeoutMillis: 10_000,
+      allowExitOnIdle: true,
+    });
+    // an idle pooled connection that dies emits here; pg-pool drops it and connects anew next time
+    pool.on('error', (err) => this.log.warn('postgres connection lost; it will be replaced', { profile: target.name, error: err.message }));
+    const entry: PoolEntry = { key: target.key, pool, target, typeNames: new Map() };
+    this.entries.set(target.name, entry);
+    return entry;
+  }
+
+  /**
+   * Checks out a connection (a fresh one replaces a lost one). The wait honours `signal`.
+   * `checkPrivileges` runs the read-only login check once per pool.
+   */
+  async session(target: PgTarget, signal: AbortSignal, opts: { checkPrivileges: boolean; action: string }): Promise<PgSession> {
+    if (this.closed) throw new ToolError('INTERNAL', 'the postgres pools are closed');
+    const entry = await this.entryFor(target);
+    const errCtx = { profile: target.name, where: target.where, phase: 'connect' as const, action: opts.action };
+    const client = await abortable(entry.pool.connect(), signal, (c) => c.release(true)).catch((e: unknown) => {
+      if (signal.aborted) throw signal.reason;
+      throw toolErrorFromPg(e, errCtx);
+    });
+    const session = new PgSession(entry, client, this.parserLookup!, this.log);
+    try {
+      if (session.transactionStatus() !== 'I') {
+        // never start a READ ONLY transaction on a connection already inside one: BEGIN would
+        // only warn and the statement would run in the old (maybe writable) transaction
+        session.release(true);
+        return this.session(target, signal, opts);
+      }
+      if (opts.checkPrivileges) {
+        entry.privileges ??= session.checkPrivileges(signal);
+        let report: PrivilegeReport;
+        try {
+          report = await entry.privileges;
+        } catch (e) {
+          entry.privileges = undefined;
+          throw e;
+        }
+        const risky = riskyPrivileges(report);
+        if (risky.length > 0) {
+          throw new ToolError(
+            'DENIED',
+            `profile ${target.name} is read_only but its login ${JSON.stringify(report.user)} ${risky.join(', ')}, which can act outside a READ ONLY transaction (COPY … TO PROGRAM, server files, dblink, signalling other backends)`,
+            {
+              hint:
+                `point the profile at a least-privilege login, e.g.  CREATE ROLE infra_ro LOGIN PASSWORD '…';  GRANT pg_read_all_data TO infra_ro;  ` +
+                `(PostgreSQL 14+; older: GRANT CONNECT, USAGE and SELECT per schema). A human who accepts the risk can set "allow_superuser": true for ${target.name} in profiles.json`,
+              retryable: false,
+              details: { user: report.user, superuser: report.superuser, roles: report.roles, dblink: report.dblink },
+            },
+          );
+        }
+      }
+      return session;
+    } catch (e) {
+      session.release(session.broken || !(e instanceof ToolError && e.code === 'DENIED'));
+      throw e;
+    }
+  }
+
+  /** Names of type oids (format_type), cached per pool; unknown ones are looked up once. */
+  async typeNames(session: PgSession, oids: number[], signal: AbortSignal): Promise<Map<number, string>> {
+    const names = session.entry.typeNames;
+    const missing = [...new Set(oids)].filter((o) => !names.has(o));
+    if (missing.length > 0) {
+      const [, , r] = await session.run(
+        [
+          { text: 'BEGIN READ ONLY' },
+          { text: "SELECT set_config('statement_timeout', '5000', true)" },
+          {
+            text: 'SELECT t.oid::int8, format_type(t.oid, NULL) FROM pg_catalog.pg_type t WHERE t.oid = ANY($1::oid[])',
+            values: [missing],
+            rows: { keep: missing.length },
+          },
+          { text: 'ROLLBACK' },
+        ],
+        signal,
+      );
+      for (const row of r?.rows ?? []) names.set(Number(row[0]), String(row[1]));
+      for (const o of missing) if (!names.has(o)) names.set(o, String(o));
+    }
+    return names;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.allSettled(all.map((e) => e.pool.end()));
+  }
+}
+
+function riskyPrivileges(r: PrivilegeReport): string[] {
+  const out: string[] = [];
+  if (r.superuser) out.push('is a superuser');
+  if (r.roles.length) out.push(`is a member of ${r.roles.join(', ')}`);
+  if (r.dblink.length) out.push(`may execute ${r.dblink.join(', ')}`);
+  return out;
+}
+
+/** Resolves with the value unless `signal` fires first; a late value is handed to `discard`. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal, discard: (v: T) => void): Promise<T> {
+  if (signal.aborted) {
+    p.then(discard, () => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const onAbort = (): void => {
+      if (done) return;
+      done = true;
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        if (done) discard(v);
+        else {
+          done = true;
+          resolve(v);
+        }
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!done) {
+          done = true;
+          reject(e);
+        }
+      },
+    );
+  });
+}
+
+const RISKY_ROLES = ['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files', 'pg_signal_backend'];
+const DBLINK_FUNCTIONS = ['dblink_exec', 'dblink', 'dblink_connect', 'dblink_connect_u', 'dblink_send_query'];
+
+interface ClientInternals {
+  processID?: number;
+  secretKey?: number;
+  connection: WireConnection & { stream: { destroy?: () => void } };
+  getTransactionStatus?: () => string | null;
+}
+
+/** One checked-out connection. */
+export class PgSession {
+  broken = false;
+  private released = false;
+
+  constructor(
+    readonly entry: PoolEntry,
+    private readonly client: PoolClient,
+    private readonly lookup: ParserLookup,
+    private readonly log: Logger,
+  ) {}
+
+  get pid(): number | undefined {
+    return (this.client as unknown as ClientInternals).processID;
+  }
+
+  get target(): PgTarget {
+    return this.entry.target;
+  }
+
+  /** 'I' idle, 'T' in a transaction, 'E' in a failed transaction (from the last ReadyForQuery). */
+  transactionStatus(): string {
+    const c = this.client as unknown as ClientInternals & { _txStatus?: string | null };
+    return c.getTransactionStatus?.() ?? c._txStatus ?? 'I';
+  }
+
+  /**
+   * Runs one batch (one round trip). On abort the statement is cancelled on the server and
+   * the session is marked broken (released destroyed); the abort reason is thrown.
+   */
+  async run(steps: BatchStep[], signal: AbortSignal, action = 'query'): Promise<StepResult[]> {
+    if (signal.aborted) throw signal.reason;
+    const batch = new StatementBatch(steps, this.lookup);
+    const stop = this.onAbort(signal, batch.promise);
+    try {
+      this.client.query(batch as never);
+      return await batch.promise;
+    } catch (e) {
+      if (signal.aborted) {
+        this.broken = true;
+        throw signal.reason;
+      }
+      if (isConnectionLost(e)) this.broken = true;
+      throw toolErrorFromPg(e, {
+        profile: this.target.name,
+        where: this.target.where,
+        phase: 'query',
+        action,
+        statementTimeoutMs: this.target.profile.statement_timeout_ms,
+      });
+    } finally {
+      stop();
+    }
+  }
+
+  /** Simple-protocol text we wrote ourselves (ROLLBACK); never user text. */
+  async simple(text: string): Promise<void> {
+    await this.client.query(text);
+  }
+
+  /**
+   * COPY … TO STDOUT as a stream. `text` must already have been parsed alone through the
+   * extended protocol (pg-copy-streams sends it as a simple query).
+   */
+  async copyOut(text: string, signal: AbortSignal): Promise<{ stream: Readable; rowCount: () => number; done: () => void }> {
+    const { to } = await loadCopy();
+    const stream = to(text, { highWaterMark: 1 << 16 });
+    const finished = new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', reject);
+    });
+    finished.catch(() => undefined);
+    const stop = this.onAbort(signal, finished);
+    this.client.query(stream);
+    return { stream, rowCount: () => stream.rowCount, done: stop };
+  }
+
+  /** Wraps an error raised while streaming COPY output. */
+  wrapError(e: unknown, signal: AbortSignal, action: string): unknown {
+    if (signal.aborted) {
+      this.broken = true;
+      return signal.reason;
+    }
+    if (isConnectionLost(e)) this.broken = true;
+    return toolErrorFromPg(e, {
+      profile: this.target.name,
+      where: this.target.where,
+      phase: 'query',
+      action,
+      statementTimeoutMs: this.target.profile.statement_timeout_ms,
+    });
+  }
+
+  private onAbort(signal: AbortSignal, work: Promise<unknown>): () => void {
+    const onAbort = (): void => {
+      this.broken = true;
+      void this.cancelOnServer(work);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
+  }
+
+  /**
+   * Stops the running statement on the server: pg_cancel_backend from a separate connection
+   * (the protocol cancel request if that connection fails), then pg_terminate_backend if the
+   * statement has not ended within a grace period. The session is then destroyed.
+   */
+  async cancelOnServer(work: Promise<unknown>): Promise<void> {
+    const pid = this.pid;
+    if (pid === undefined) return;
+    const ended = work.then(
+      () => true,
+      () => true,
+    );
+    const signalBackend = async (fn: 'pg_cancel_backend' | 'pg_terminate_backend'): Promise<boolean> => {
+      const pg = await loadPg();
+      const side = new pg.Client({ ...this.target.config, connectionTimeoutMillis: 5000, application_name: 'infra-cancel' });
+      side.on('error', () => undefined);
+      try {
+        await side.connect();
+        const r = await side.query(`SELECT ${fn}($1)`, [pid]);
+        return r.rows[0]?.[fn] === true;
+      } finally {
+        void side.end().catch(() => undefined);
+      }
+    };
+    try {
+      await signalBackend('pg_cancel_backend');
+    } catch (e) {
+      this.log.warn('pg_cancel_backend failed; sending the protocol cancel request', {
+        profile: this.target.name,
+        error: (e as Error).message,
+      });
+      await this.protocolCancel().catch(() => undefined);
+    }
+    const inTime = await Promise.race([ended, new Promise<boolean>((r) => setTimeout(() => r(false), CANCEL_GRACE_MS).unref())]);
+    if (!inTime) {
+      this.log.warn('the cancelled statement did not stop; terminating its backend', { profile: this.target.name, pid });
+      await signalBackend('pg_terminate_backend').catch(() => undefined);
+    }
+    this.release(true);
+  }
+
+  private async protocolCancel(): Promise<void> {
+    const pg = await loadPg();
+    const internals = this.client as unknown as ClientInternals;
+    const Conn = (
+      pg as unknown as {
+        Connection: new () => {
+          connect(port: number, host: string): void;
+          on(ev: string, f: () => void): void;
+          cancel(pid: number, key: number): void;
+          end(): void;
+        };
+      }
+    ).Connection;
+    const con = new Conn();
+    con.on('error', () => undefined);
+    con.on('connect', () => con.cancel(internals.processID!, internals.secretKey!));
+    con.connect(this.target.config.port ?? 5432, this.target.config.host ?? 'localhost');
+  }
+
+  async checkPrivileges(signal: AbortSignal): Promise<PrivilegeReport> {
+    const [, r] = await this.run(
+      [
+        { text: 'BEGIN READ ONLY' },
+        {
+          text: `SELECT session_user::text,
+                        (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user),
+                        ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1::text[]) AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') ORDER BY 1),
+                        ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p WHERE p.proname = ANY($2::text[]) AND pg_catalog.has_function_privilege(session_user, p.oid, 'EXECUTE') ORDER BY 1)`,
+          values: [RISKY_ROLES, DBLINK_FUNCTIONS],
+          rows: { keep: 1 },
+        },
+        { text: 'ROLLBACK' },
+      ],
+      signal,
+      'privilege check',
+    );
+    const row = r?.rows[0] ?? [];
+    return { user: String(row[0]), superuser: row[1] === true, roles: (row[2] as string[]) ?? [], dblink: (row[3] as string[]) ?? [] };
+  }
+
+  /** Back to the pool, or destroyed when broken (`destroy`): a lost connection is replaced. */
+  release(destroy = false): void {
+    if (this.released) return;
+    this.released = true;
+    const kill = destroy || this.broken || this.transactionStatus() !== 'I';
+    try {
+      this.client.release(kill ? true : undefined);
+    } catch {
+      /* already released */
+    }
+  }
+}
+
+/**
+ * Text-format parsers: pg's, except values whose JS form loses information or misleads in
+ * JSON: timestamps/dates/times/intervals and bytea stay as Postgres prints them; int8 becomes a
+ * number only when it is exact.
+ */
+function makeParserLookup(pg: PgModule): ParserLookup {
+  const raw = (t: string): string => t;
+  const int8 = (t: string): number | string => {
+    const n = Number(t);
+    return Number.isSafeInteger(n) ? n : t;
+  };
+  const overrides = new Map<number, (t: string) => unknown>([
+    [20, int8],
+    [17, raw],
+    [1082, raw],
+    [1083, raw],
+    [1114, raw],
+    [1184, raw],
+    [1186, raw],
+    [1266, raw],
+  ]);
+  // pg-types 2 has arrayParser.create(…).parse(); later versions make it a function
+  const ap = pg.types.arrayParser as unknown as ((s: string, f: (x: string) => unknown) => unknown[]) | { create(s: string, f: (x: string) => unknown): { parse(): unknown[] } };
+  const parseArray = (t: string, f: (x: string) => unknown): unknown[] => (typeof ap === 'function' ? ap(t, f) : ap.create(t, f).parse());
+  for (const oid of [1001, 1182, 1183, 1115, 1185, 1187, 1270]) overrides.set(oid, (t: string) => parseArray(t, raw));
+  overrides.set(1016, (t: string) => parseArray(t, int8));
+  const cache = new Map<number, (t: string) => unknown>();
+  return (oid: number) => {
+    let f = cache.get(oid);
+    if (!f) {
+      f = overrides.get(oid) ?? (pg.types.getTypeParser(oid, 'text') as (t: string) => unknown);
+      cache.set(oid, f);
+    }
+    return f;
+  };
+}
