@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { backendsRunning, eventually, psqlEnv, type PsqlEnv } from './setup.js';
+
+/*
+ * The read-only bypasses known from other Postgres MCP servers, replayed against a real
+ * cluster. Each test proves the side effect did not happen (checked as the superuser, outside
+ * infra), not only that an error came back.
+ */
+let env: PsqlEnv;
+
+before(async () => {
+  env = await psqlEnv();
+});
+after(async () => {
+  await env?.close();
+});
+
+const victimsIntact = (): void => {
+  assert.equal(env.pg.psql(`SELECT count(*) || ':' || string_agg(note, ',') FROM victims`), '1:still here', 'the victims table is untouched');
+};
+
+describe('read-only bypass attacks (reader login, read_only profile)', () => {
+  test('COMMIT; DROP TABLE (stacked statements ending the read-only transaction)', async () => {
+    for (const sql of ['COMMIT; DROP TABLE victims', 'ROLLBACK; DELETE FROM victims', 'select 1; drop table victims;', 'END; TRUNCATE victims']) {
+      const e = await env.fail({ action: 'query', profile: 'ro', sql });
+      assert.equal(e.code, 'INVALID_ARGUMENT', sql);
+      assert.match(e.message, /multiple commands/);
+    }
+    victimsIntact();
+  });
+
+  test('COMMIT alone, then a write in the next call, still finds a read-only transaction', async () => {
+    await env.ok({ action: 'query', profile: 'ro', sql: 'COMMIT' });
+    const e = await env.fail({ action: 'query', profile: 'ro', sql: 'DELETE FROM victims' });
+    assert.equal(e.code, 'DENIED');
+    victimsIntact();
+  });
+
+  test('SET TRANSACTION READ WRITE (alone and stacked before a write)', async () => {
+    const alone = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE' });
+    assert.match(alone.message, /read-write mode must be set before any query|read-only/);
+    const stacked = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE; DELETE FROM victims' });
+    assert.equal(stacked.code, 'INVALID_ARGUMENT');
+    const session = await env.call({ action: 'query', profile: 'ro', sql: 'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE' });
+    assert.ok(session.ok || session.error.code !== 'INTERNAL');
+    const next = await env.fail({ action: 'query', profile: 'ro', sql: 'DELETE FROM victims' });
+    assert.equal(next.code, 'DENIED');
+    const guc = await env.call({ action: 'query', profile: 'ro', sql: "SELECT set_config('default_transaction_read_only', 'off', false)" });
+    assert.ok(guc.ok);
+    assert.equal((await env.fail({ action: 'query', profile: 'ro', sql: 'DELETE FROM victims' })).code, 'DENIED');
+    victimsIntact();
+  });
+
+  test('a leading comment hiding the write (-- and /* */)', async () => {
+    for (const sql of ['-- just a select\nDELETE FROM victims', '/* select */ DELETE FROM victims', '/* a */ -- b\n  UPDATE victims SET note = $1', '-- x\nCOMMIT; DROP TABLE victims']) {
+      const e = await env.fail({ action: 'query', profile: 'ro', sql, ...(sql.includes('$1') ? { params: ['pwned'] } : {}) });
+      assert.ok(e.code === 'DENIED' || e.code === 'INVALID_ARGUMENT', `${sql}: ${e.code}`);
+    }
+    victimsIntact();
+  });
+
+  test('a writable CTE (WITH d AS (DELETE … RETURNING) SELECT)', async () => {
+    const e = await env.fail({ action: 'query', profile: 'ro', sql: 'WITH d AS (DELETE FROM victims RETURNING *) SELECT * FROM d' });
+    assert.equal(e.code, 'DENIED');
+    assert.match(e.message, /read-only transaction/);
+    victimsIntact();
+  });
+
+  test('a writable CTE through explain analyze and through export', async () => {
+    const ex = await env.fail({ action: 'explain', profile: 'ro', analyze: true, sql: 'WITH d AS (DELETE FROM victims RETURNING *) SELECT * FROM d' });
+    assert.equal(ex.code, 'DENIED');
+    const ex2 = await env.fail({ action: 'explain', profile: 'ro', analyze: true, sql: 'DELETE FROM victims' });
+    assert.equal(ex2.code, 'DENIED');
+    const exp = await env.fail({ action: 'export', profile: 'ro', sql: 'WITH d AS (DELETE FROM victims RETURNING *) SELECT * FROM d' });
+    assert.ok(['DENIED', 'INVALID_ARGUMENT'].includes(exp.code), exp.code);
+    victimsIntact();
+  });
+
+  test('stacked statements and parenthesis escapes through export sql (COPY is sent as a simple query)', async () => {
+    for (const sql of [
+      'select 1; drop table victims',
+      'select 1) TO STDOUT; DROP TABLE victims; COPY (select 1',
+      'select 1 --',
+      'select 1 /*',
+      "select 1) TO STDOUT; DELETE FROM victims; COPY (select '",
+    ]) {
+      const r = await env.call({ action: 'export', profile: 'ro', sql });
+      if (r.ok) assert.equal(sql, 'select 1 --', 'only the harmless trailing comment may export');
+      else assert.ok(['INVALID_ARGUMENT', 'DENIED'].includes(r.error.code), `${sql}: ${r.error.code} ${r.error.message}`);
+    }
+    victimsIntact();
+  });
+
+  test('COPY … TO PROGRAM as the low-privilege login', async () => {
+    const marker = join(tmpdir(), `infra-pwned-${process.pid}-${Date.now()}`);
+    const e = await env.fail({ action: 'query', profile: 'ro', sql: `COPY (SELECT 1) TO PROGRAM 'touch ${marker}'` });
+    assert.equal(e.code, 'DENIED');
+    const e2 = await env.fail({ action: 'query', profile: 'ro', sql: `COPY victims TO '${marker}'` });
+    assert.equal(e2.code, 'DENIED');
+    assert.equal(existsSync(marker), false, 'no program ran and no server file was written');
+  });
+
+  test('COPY … TO PROGRAM as a superuser login: the read_only profile refuses to run at all', async () => {
+    const marker = join(tmpdir(), `infra-pwned-su-${process.pid}-${Date.now()}`);
+    const e = await env.fail({ action: 'query', profile: 'su', sql: `COPY (SELECT 1) TO PROGRAM 'touch ${marker}'` });
+    assert.equal(e.code, 'DENIED');
+    assert.match(e.message, /superuser/);
+    assert.match(e.hint ?? '', /GRANT pg_read_all_data/);
+    assert.match(e.hint ?? '', /"allow_superuser": true/);
+    assert.equal(existsSync(marker), false);
+    for (const action of ['explain', 'export', 'schema']) {
+      const r = await env.fail({ action, profile: 'su', ...(action === 'schema' ? {} : { sql: 'select 1' }) });
+      assert.equal(r.code, 'DENIED', action);
+    }
+  });
+
+  test('SELECT … FROM pg_read_file(…) as the low-privilege login', async () => {
+    for (const sql of ["SELECT * FROM pg_read_file('/etc/passwd')", "SELECT pg_read_file('postgresql.conf')", "SELECT * FROM pg_ls_dir('.')", "SELECT lo_import('/etc/passwd')"]) {
+      const r = await env.call({ action: 'query', profile: 'ro', sql });
+      assert.equal(r.ok, false, sql);
+      if (!r.ok) assert.ok(['DENIED'].includes(r.error.code), `${sql}: ${r.error.code} ${r.error.message}`);
+      assert.doesNotMatch(JSON.stringify(r), /root:|listen_addresses/);
+    }
+  });
+
+  test('pg_sleep past the timeout: TIMEOUT, the statement stops on the server and the backend is gone', async () => {
+    const started = Date.now();
+    const e = await env.fail({ action: 'query', profile: 'ro', sql: "SELECT pg_advisory_lock(4242), pg_sleep(60), 'marker-timeout-1'", timeout_ms: 400 });
+    assert.equal(e.code, 'TIMEOUT');
+    assert.ok(Date.now() - started < 3000, 'answered soon after the timeout');
+    assert.ok(await eventually(() => backendsRunning(env.pg, 'marker-timeout-1') === 0), 'no backend still runs the statement');
+    assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242`, 'app'), '0', 'its session lock went with it');
+  });
+
+  test('pg_sleep past the profile statement_timeout_ms: the server cancels it', async () => {
+    const e = await env.fail({ action: 'query', profile: 'fast', sql: "SELECT pg_sleep(30), 'marker-timeout-2'" });
+    assert.equal(e.code, 'TIMEOUT');
+    assert.match(e.hint ?? '', /statement_timeout_ms/);
+    assert.equal(backendsRunning(env.pg, 'marker-timeout-2'), 0);
+  });
+
+  test('a session advisory lock taken by a read query does not outlive the call', async () => {
+    await env.ok({ action: 'query', profile: 'ro', sql: 'SELECT pg_advisory_lock(777)' });
+    assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 777`, 'app'), '0');
+    await env.fail({ action: 'query', profile: 'ro', sql: 'SELECT pg_advisory_lock(778), 1/0' });
+    assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 778`, 'app'), '0');
+  });
+
+  test('DO blocks and PREPARE do not carry a write past the transaction', async () => {
+    const e = await env.fail({ action: 'query', profile: 'ro', sql: 'DO $$BEGIN DELETE FROM victims; END$$' });
+    assert.equal(e.code, 'DENIED');
+    const c = await env.fail({ action: 'query', profile: 'ro', sql: 'DO $$BEGIN COMMIT; DELETE FROM victims; END$$' });
+    assert.ok(['DENIED', 'INVALID_ARGUMENT', 'UPSTREAM_ERROR'].includes(c.code), c.code);
+    await env.call({ action: 'query', profile: 'ro', sql: 'PREPARE wipe AS DELETE FROM victims' });
+    for (let i = 0; i < 6; i++) {
+      const r = await env.call({ action: 'query', profile: 'ro', sql: 'EXECUTE wipe' });
+      assert.equal(r.ok, false);
+    }
+    victimsIntact();
+  });
+
+  test('nextval and other writes hidden in functions are refused by the read-only transaction', async () => {
+    const e = await env.fail({ action: 'query', profile: 'ro', sql: "SELECT nextval('events_id_seq')" });
+    assert.equal(e.code, 'DENIED');
+    assert.equal(env.pg.psql(`SELECT last_value FROM events_id_seq`), '2000');
+  });
+});
+
+describe('login check of read_only profiles', () => {
+  test('dblink executable by the login: the read_only profile refuses to run', async () => {
+    env.pg.psql('CREATE DATABASE linkdb', 'postgres');
+    env.pg.psql('CREATE EXTENSION dblink', 'linkdb');
+    const local = await psqlEnv({
+      pg: env.pg,
+      profiles: { link: { type: 'postgres', url: env.pg.url('reader', 'linkdb') } },
+    });
+    try {
+      const e = await local.fail({ action: 'query', profile: 'link', sql: "SELECT dblink_exec('dbname=app', 'DROP TABLE victims')" });
+      assert.equal(e.code, 'DENIED');
+      assert.match(e.message, /dblink_exec/);
+      victimsIntact();
+    } finally {
+      await local.close();
+    }
+  });
+
+  test('a member of pg_signal_backend is refused; allow_superuser: true is the human opt-out', async () => {
+    env.pg.psql(`CREATE ROLE signaller LOGIN PASSWORD 'sig-pass'; GRANT pg_read_all_data, pg_signal_backend TO signaller`, 'postgres');
+    const url = `postgres://signaller:sig-pass@127.0.0.1:${env.pg.port}/app`;
+    const local = await psqlEnv({
+      pg: env.pg,
+      profiles: { sig: { type: 'postgres', url }, sig_ok: { type: 'postgres', url, allow_superuser: true } },
+    });
+    try {
+      const e = await local.fail({ action: 'query', profile: 'sig', sql: 'select 1' });
+      assert.equal(e.code, 'DENIED');
+      assert.match(e.message, /pg_signal_backend/);
+      const ok = await local.ok<{ rows: unknown[] }>({ action: 'query', profile: 'sig_ok', sql: 'select 1 as one' });
+      assert.deepEqual(ok.rows, [{ one: 1 }]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  test('the read_write profile may use a privileged login for execute, but its reads stay read-only', async () => {
+    const e = await env.fail({ action: 'query', profile: 'rw', sql: 'DELETE FROM victims' });
+    assert.equal(e.code, 'DENIED');
+    victimsIntact();
+  });
+});
