@@ -162,9 +162,13 @@ export class StatementBatch extends EventEmitter {
   handleCommandComplete(msg: { text: string }): void {
     const r = this.step();
     if (r) {
+      // "SELECT 3", "INSERT 0 3" (oid, count), "CREATE TABLE": the count is the last number
       const parts = msg.text.split(' ');
       let count: number | null = null;
-      while (parts.length > 1 && /^\d+$/.test(parts[parts.length - 1]!)) count = Number(parts.pop());
+      while (parts.length > 1 && /^\d+$/.test(parts[parts.length - 1]!)) {
+        const n = Number(parts.pop());
+        if (count === null) count = n;
+      }
       r.command = parts.join(' ');
       r.rowCount = count;
     }

@@ -102,7 +102,7 @@ export function toolErrorFromPg(e: unknown, c: PgErrorContext): ToolError {
       );
     if (code === '42P01' || code === '3F000')
       return make('NOT_FOUND', `psql schema {"profile": "${c.profile}"} lists the schemas and tables`, false);
-    if (code === '0A000' && /transaction block/i.test(msg) && c.action === 'execute')
+    if ((code === '25001' || code === '0A000') && /transaction block/i.test(msg) && c.action === 'execute')
       return make('INVALID_ARGUMENT', 'this statement cannot run inside a transaction block; pass "transaction": false', false);
     if (code.startsWith('42') || code.startsWith('22') || code === '0A000' || code === '2BP01' || code === '34000' || code === '26000')
       return make('INVALID_ARGUMENT', undefined, false);
