@@ -112,7 +112,7 @@ export async function sshExec(pool: SshPool, ep: SshEndpoint, req: ExecRequest):
   let exit: { code: number | null; signal: string | null; core: boolean } | undefined;
   let closed = false;
   channel.on('exit', (code: number | null, sig?: string, core?: boolean) => {
-    exit = { code: typeof code === 'number' ? code : null, signal: sig ?? null, core: !!core };
+    exit = { code: typeof code === 'number' ? code : null, signal: sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null, core: !!core };
   });
   const closedP = new Promise<void>((resolve) => channel.once('close', () => ((closed = true), resolve())));
   channel.on('error', (e: Error) => req.log.debug('ssh channel error', { target: ep.name, error: e.message }));
