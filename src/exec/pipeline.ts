@@ -172,7 +172,9 @@ export class Pipeline {
       return refuse(err.code === 'DENIED' ? 'denied' : err.code === 'INVALID_ARGUMENT' ? 'invalid' : 'error', err, toolName, action);
     }
 
-    // 3b. confirmation of irreversible (or policy-marked) actions
+    // 3b. confirmation of irreversible (or policy-marked) actions; a confirmed call's children
+    // (runbook steps) are not asked again
+    let confirmed = opts.preconfirmed === true;
     if (!opts.preconfirmed && needsConfirm(toolName, action!, effect, services)) {
       const key = `${toolName}.${action}`;
       const ok = opts.confirm
@@ -201,6 +203,7 @@ export class Pipeline {
           action,
         );
       }
+      confirmed = true;
     }
 
     // 4. open the audit row
@@ -249,7 +252,7 @@ export class Pipeline {
         maxBytes,
         deadline,
         controller,
-        opts,
+        opts: { ...opts, preconfirmed: confirmed },
         jobId,
       });
 
