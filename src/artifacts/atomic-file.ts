@@ -3,8 +3,11 @@ import { promises as fsp, writeFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** A temp name next to `path`, hidden and recognisable as partial. */
+let tempCounter = 0;
+const tempPrefix = `${process.pid}-${randomBytes(3).toString('hex')}`;
+
 export function tempNameFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.partial`);
+  return join(dirname(path), `.${basename(path)}.${tempPrefix}-${(tempCounter++).toString(36)}.partial`);
 }
 
 /** Writes to a temp name and renames, mode 0600 (no fsync: not on the hot path, DESIGN §6). */

@@ -3,11 +3,12 @@ import { createReadStream, mkdirSync, promises as fsp, realpathSync } from 'node
 import { join, sep } from 'node:path';
 import type { SinkOptions } from '../core/define-action.js';
 import { invalid, notFound, ToolError } from '../core/errors.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
 import { BoundedSink } from './bounded-sink.js';
 import type { Redactor } from './redactor.js';
 import { callUri, parseArtifactUri, runUri } from './uri.js';
 
+const SYNC_WRITE_MAX = 256 * 1024;
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export interface ArtifactEntry {
@@ -89,7 +90,9 @@ export class ArtifactStore {
     this.checkName(name);
     const path = join(this.callDir(callId), name);
     const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
-    await writeFileAtomic(path, out);
+    // small files: synchronous writes beat a thread-pool round trip per syscall (DESIGN §6)
+    if (Buffer.byteLength(out) <= SYNC_WRITE_MAX) writeFileAtomicSync(path, out);
+    else await writeFileAtomic(path, out);
     return { uri: callUri(callId, name), bytes: Buffer.byteLength(out), path, sha256: createHash('sha256').update(out).digest('hex') };
   }
 

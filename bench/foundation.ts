@@ -1,0 +1,59 @@
+// Foundation figures (issue 2), each against a bare SDK stdio server with one echo tool measured
+// in the same run: startup to first tools/list, tools/list bytes, p50/p95 of `state get`.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connectStdio, fmt, printFigures, stats, timeCalls } from './lib.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const N = Number(process.env.BENCH_CALLS ?? 2000);
+const STARTS = Number(process.env.BENCH_STARTS ?? 10);
+
+async function startupMs(command: string, args: string[], env: Record<string, string>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < STARTS; i++) {
+    const s = await connectStdio(command, args, env);
+    out.push(s.startMs);
+    await s.client.close();
+  }
+  return out;
+}
+
+export async function foundationBench(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'infra-bench-'));
+  const infraEnv = { MCP_PROFILES_DIR: join(dir, '.infra'), INFRA_LOG_LEVEL: 'error' };
+  const cli = join(root, 'dist', 'cli.js');
+  const bare = join(root, 'bench', 'bare-server.mjs');
+  try {
+    const bareStart = stats(await startupMs(process.execPath, [bare], {}));
+    const infraStart = stats(await startupMs(process.execPath, [cli], infraEnv));
+
+    const b = await connectStdio(process.execPath, [bare], {});
+    const i = await connectStdio(process.execPath, [cli], infraEnv);
+    const bareList = JSON.stringify((await b.client.listTools()).tools).length;
+    const infraList = JSON.stringify((await i.client.listTools()).tools).length;
+    await i.client.callTool({ name: 'state', arguments: { action: 'set', key: 'bench', value: 'v' } });
+    // interleave the two so machine noise hits both alike
+    const bareCalls: number[] = [];
+    const infraCalls: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      bareCalls.push(...(await timeCalls(N / 5, () => b.client.callTool({ name: 'echo', arguments: { text: 'v' } }))));
+      infraCalls.push(...(await timeCalls(N / 5, () => i.client.callTool({ name: 'state', arguments: { action: 'get', key: 'bench' } }))));
+    }
+    const bc = stats(bareCalls);
+    const ic = stats(infraCalls);
+    await b.client.close();
+    await i.client.close();
+    printFigures(`foundation (${N} calls, ${STARTS} starts, Node ${process.versions.node})`, [
+      { name: 'startup to first tools/list (p50)', value: fmt(infraStart.p50), baseline: fmt(bareStart.p50), ratio: infraStart.p50 / bareStart.p50 },
+      { name: 'tools/list bytes', value: String(infraList), baseline: String(bareList), ratio: null },
+      { name: '`state get` p50 vs bare echo', value: fmt(ic.p50), baseline: fmt(bc.p50), ratio: ic.p50 / bc.p50, target: '≤ 1.5×' },
+      { name: '`state get` p95 vs bare echo', value: fmt(ic.p95), baseline: fmt(bc.p95), ratio: ic.p95 / bc.p95 },
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await foundationBench();

@@ -1,0 +1,51 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.round((p / 100) * (sorted.length - 1))));
+  return sorted[i]!;
+}
+
+export function stats(samples: number[]): { p50: number; p95: number; n: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p95: percentile(s, 95), n: s.length };
+}
+
+export const fmt = (ms: number): string => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
+
+export async function connectStdio(command: string, args: string[], env: Record<string, string>): Promise<{ client: Client; transport: StdioClientTransport; startMs: number }> {
+  const t0 = performance.now();
+  const transport = new StdioClientTransport({ command, args, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stderr: 'ignore' });
+  const client = new Client({ name: 'bench', version: '1' });
+  await client.connect(transport);
+  await client.listTools();
+  return { client, transport, startMs: performance.now() - t0 };
+}
+
+/** Times `fn` n times after a warm-up; returns per-call ms. */
+export async function timeCalls(n: number, fn: () => Promise<unknown>, warmup = 50): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+export interface Figure {
+  name: string;
+  value: string;
+  baseline: string;
+  ratio: number | null;
+  target?: string;
+}
+
+export function printFigures(title: string, figures: Figure[]): void {
+  process.stdout.write(`\n## ${title}\n\n| figure | infra | baseline | ratio | target |\n|---|---|---|---|---|\n`);
+  for (const f of figures) {
+    process.stdout.write(`| ${f.name} | ${f.value} | ${f.baseline} | ${f.ratio === null ? '' : `${f.ratio.toFixed(2)}×`} | ${f.target ?? ''} |\n`);
+  }
+}
