@@ -46,7 +46,12 @@ export async function foundationBench(): Promise<void> {
     await b.client.close();
     await i.client.close();
     printFigures(`foundation (${N} calls, ${STARTS} starts, Node ${process.versions.node})`, [
-      { name: 'startup to first tools/list (p50)', value: fmt(infraStart.p50), baseline: fmt(bareStart.p50), ratio: infraStart.p50 / bareStart.p50 },
+      {
+        name: 'startup to first tools/list (p50)',
+        value: fmt(infraStart.p50),
+        baseline: fmt(bareStart.p50),
+        ratio: infraStart.p50 / bareStart.p50,
+      },
       { name: 'tools/list bytes', value: String(infraList), baseline: String(bareList), ratio: null },
       { name: '`state get` p50 vs bare echo', value: fmt(ic.p50), baseline: fmt(bc.p50), ratio: ic.p50 / bc.p50, target: '≤ 1.5×' },
       { name: '`state get` p95 vs bare echo', value: fmt(ic.p95), baseline: fmt(bc.p95), ratio: ic.p95 / bc.p95 },

@@ -14,9 +14,18 @@ export function stats(samples: number[]): { p50: number; p95: number; n: number 
 
 export const fmt = (ms: number): string => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
 
-export async function connectStdio(command: string, args: string[], env: Record<string, string>): Promise<{ client: Client; transport: StdioClientTransport; startMs: number }> {
+export async function connectStdio(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ client: Client; transport: StdioClientTransport; startMs: number }> {
   const t0 = performance.now();
-  const transport = new StdioClientTransport({ command, args, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stderr: 'ignore' });
+  const transport = new StdioClientTransport({
+    command,
+    args,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stderr: 'ignore',
+  });
   const client = new Client({ name: 'bench', version: '1' });
   await client.connect(transport);
   await client.listTools();
@@ -46,6 +55,8 @@ export interface Figure {
 export function printFigures(title: string, figures: Figure[]): void {
   process.stdout.write(`\n## ${title}\n\n| figure | infra | baseline | ratio | target |\n|---|---|---|---|---|\n`);
   for (const f of figures) {
-    process.stdout.write(`| ${f.name} | ${f.value} | ${f.baseline} | ${f.ratio === null ? '' : `${f.ratio.toFixed(2)}×`} | ${f.target ?? ''} |\n`);
+    process.stdout.write(
+      `| ${f.name} | ${f.value} | ${f.baseline} | ${f.ratio === null ? '' : `${f.ratio.toFixed(2)}×`} | ${f.target ?? ''} |\n`,
+    );
   }
 }

@@ -1,0 +1,245 @@
+/**
+ * psql tool figures in one run (issue 4), against a real cluster the bench starts:
+ *
+ * 1. latency p50 of `select 1` and of a primary-key lookup
+ *      raw      – the same statement on a raw pg Pool (the floor for the Postgres part)
+ *      sdk      – a bare MCP SDK round trip (low-level Server, one echo tool, in-memory)
+ *      rt.call  – psql.query through the pipeline (validation, policy, audit row, artifacts)
+ *      mcp      – the same through infra's MCP server and an SDK Client (in-memory)
+ *    target: mcp p50 ≤ 1.5 × (raw p50 + sdk p50)
+ * 2. export of 1,000,000 rows to CSV through infra (the real server: a bundled dist-style
+ *    cli.js spawned over stdio, export to file_path) vs `psql -c "\copy … to …"`;
+ *    target ≤ 1.3×, and the server's peak RSS (VmHWM) < 200 MB.
+ *
+ * Run: node --import tsx bench/psql.ts [iterations]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import pg from 'pg';
+import { createRuntime } from '../src/exec/runtime.js';
+import { createServer } from '../src/server/create-server.js';
+import { startPostgres } from '../test/fixtures/postgres.js';
+import { makeProject } from '../test/helpers/project.js';
+
+const N = Number(process.argv[2] ?? 2000);
+const WARM = Math.min(300, Math.ceil(N / 5));
+const EXPORT_ROWS = 1_000_000;
+const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
+
+interface Stats {
+  p50: number;
+  p95: number;
+}
+
+async function measure(name: string, fn: (i: number) => Promise<void>): Promise<Stats> {
+  for (let i = 0; i < WARM; i++) await fn(i);
+  const t: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const s = performance.now();
+    await fn(i);
+    t.push(performance.now() - s);
+  }
+  t.sort((a, b) => a - b);
+  const at = (q: number): number => t[Math.min(t.length - 1, Math.floor(q * t.length))]!;
+  const st = { p50: at(0.5), p95: at(0.95) };
+  out(`  ${name.padEnd(38)} p50 ${st.p50.toFixed(3)} ms   p95 ${st.p95.toFixed(3)} ms`);
+  return st;
+}
+
+function out(s: string): void {
+  process.stdout.write(`${s}\n`);
+}
+
+async function bareSdk(): Promise<{ client: Client; close: () => Promise<void> }> {
+  const server = new Server({ name: 'bare', version: '0' }, { capabilities: { tools: {} } });
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({
+    tools: [{ name: 'echo', description: 'echo', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } }],
+  }));
+  server.setRequestHandler(CallToolRequestSchema, async (req) => ({
+    content: [{ type: 'text', text: String(req.params.arguments?.text ?? '') }],
+  }));
+  const [a, b] = InMemoryTransport.createLinkedPair();
+  const client = new Client({ name: 'bench', version: '0' });
+  await Promise.all([server.connect(a), client.connect(b)]);
+  return { client, close: async () => void (await client.close(), await server.close()) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const cluster = await startPostgres({ tables: false });
+  const work = mkdtempSync(join(tmpdir(), 'infra-psql-bench-'));
+  try {
+    cluster.psql(
+      `SET ROLE writer;
+       CREATE TABLE kv (id int PRIMARY KEY, v text NOT NULL);
+       INSERT INTO kv SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
+       CREATE TABLE export_rows AS
+         SELECT g AS id, md5(g::text) AS hash, (g * 1.25)::numeric(12,2) AS amount,
+                timestamptz '2024-01-01' + g * interval '1 second' AS at, g % 7 = 0 AS flag
+         FROM generate_series(1, ${EXPORT_ROWS}) g;
+       ANALYZE`,
+    );
+    const project = makeProject({ 'profiles.json': { db: { type: 'postgres', url: '${env:BENCH_DB_URL}', max_rows: 1000 } } });
+    const env = { ...process.env, BENCH_DB_URL: cluster.url('reader'), INFRA_LOG_LEVEL: 'warn' };
+
+    out(`psql bench: PostgreSQL on 127.0.0.1:${cluster.port}, ${N} iterations after ${WARM} warm-up, node ${process.version}`);
+    out('');
+    out('1. latency');
+    const pool = new pg.Pool({ connectionString: cluster.url('reader'), max: 4 });
+    const bare = await bareSdk();
+    const rt = await createRuntime({ projectDir: project.infraDir, env });
+    const mcpServer = createServer(async () => rt);
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    const client = new Client({ name: 'bench', version: '0' });
+    await Promise.all([mcpServer.connect(a), client.connect(b)]);
+    await client.listTools();
+
+    const sdk = await measure('bare SDK round trip (in-memory)', async () => {
+      await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
+    });
+    const key = (i: number): number => 1 + ((i * 7919) % 100000);
+    const cases = [
+      { name: 'select 1', sql: 'select 1', params: (_i: number) => [] as unknown[] },
+      { name: 'pk lookup', sql: 'select id, v from kv where id = $1', params: (i: number) => [key(i)] },
+    ];
+    const verdicts: string[] = [];
+    for (const c of cases) {
+      out(`  -- ${c.name}`);
+      const raw = await measure(`raw pg Pool`, async (i) => {
+        await pool.query(c.sql, c.params(i));
+      });
+      const viaRt = await measure(`infra rt.call psql.query`, async (i) => {
+        const e = await rt.call('psql', { action: 'query', profile: 'db', sql: c.sql, params: c.params(i) });
+        if (!e.ok) throw new Error(JSON.stringify(e.error));
+      });
+      const viaMcp = await measure(`infra over MCP (in-memory Client)`, async (i) => {
+        const r = await client.callTool({ name: 'psql', arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(i) } });
+        if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+      });
+      const floor = raw.p50 + sdk.p50;
+      out(
+        `     pipeline overhead rt.call − raw = ${(viaRt.p50 - raw.p50).toFixed(3)} ms; rt.call / (raw + sdk) = ${(viaRt.p50 / floor).toFixed(2)}×`,
+      );
+      verdicts.push(
+        `${c.name}: mcp p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}`,
+      );
+    }
+    await client.close();
+    await mcpServer.close();
+    await bare.close();
+    await pool.end();
+    await rt.close();
+
+    out('');
+    out(`2. export of ${EXPORT_ROWS.toLocaleString('en')} rows to CSV`);
+    // the real server: bundle src/cli.ts like tools/build.mjs (not into the shared dist/)
+    const { bundle } = (await import(join(root, 'tools', 'build.mjs'))) as { bundle: (o: { outfile: string }) => Promise<string> };
+    const cli = await bundle({ outfile: join(root, 'node_modules', '.cache', 'infra-bench', 'cli.js') });
+    const psqlBin = join(cluster.binDir, 'psql');
+    const psqlTimes: number[] = [];
+    let psqlBytes = 0;
+    for (let i = 0; i < 3; i++) {
+      const f = join(work, `psql-${i}.csv`);
+      const s = performance.now();
+      const r = spawnSync(
+        psqlBin,
+        [
+          '-X',
+          '-q',
+          '-h',
+          cluster.host,
+          '-p',
+          String(cluster.port),
+          '-U',
+          'reader',
+          '-d',
+          'app',
+          '-c',
+          `\\copy export_rows to '${f}' with (format csv, header true)`,
+        ],
+        {
+          env: { ...process.env, PGPASSWORD: cluster.passwords.reader },
+          encoding: 'utf8',
+        },
+      );
+      psqlTimes.push(performance.now() - s);
+      if (r.status !== 0) throw new Error(`psql \\copy failed: ${r.stderr}`);
+      psqlBytes = statSync(f).size;
+      rmSync(f);
+    }
+
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [cli],
+      env: { ...(env as Record<string, string>), MCP_PROFILES_DIR: project.infraDir, INFRA_UNSAFE_LOCAL: '1' },
+      cwd: '/',
+      stderr: 'pipe',
+    });
+    const stdio = new Client({ name: 'bench', version: '0' });
+    await stdio.connect(transport);
+    const pid = transport.pid!;
+    const hwm = (): number => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    const rssAtStart = hwm();
+    await stdio.callTool({ name: 'psql', arguments: { action: 'query', profile: 'db', sql: 'select 1' } });
+    const infraTimes: number[] = [];
+    let infraBytes = 0;
+    for (const target of ['file', 'file', 'file', 'artifact']) {
+      const f = join(work, `infra-${infraTimes.length}.csv`);
+      const args = {
+        action: 'export',
+        profile: 'db',
+        table: 'export_rows',
+        format: 'csv',
+        csv_header: true,
+        ...(target === 'file' ? { file_path: f } : {}),
+      };
+      const s = performance.now();
+      const r = await stdio.callTool({ name: 'psql', arguments: args }, undefined, { timeout: 600_000 });
+      const ms = performance.now() - s;
+      if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+      const result = (r.structuredContent as { result: { rows: number; bytes: number } }).result;
+      if (result.rows !== EXPORT_ROWS) throw new Error(`exported ${result.rows} rows`);
+      if (target === 'file') {
+        infraTimes.push(ms);
+        infraBytes = result.bytes;
+        rmSync(f);
+      } else out(`  infra export into the call's artifact            ${ms.toFixed(0)} ms (${(result.bytes / 1e6).toFixed(1)} MB)`);
+    }
+    const peak = hwm();
+    await stdio.close();
+
+    const p = median(psqlTimes);
+    const inf = median(infraTimes);
+    out(`  psql -c "\\copy … to file"  (median of 3)        ${p.toFixed(0)} ms  (${(psqlBytes / 1e6).toFixed(1)} MB)`);
+    out(`  infra psql.export file_path over stdio (median) ${inf.toFixed(0)} ms  (${(infraBytes / 1e6).toFixed(1)} MB)`);
+    out(`  server peak RSS (VmHWM)                         ${peak.toFixed(0)} MB (${rssAtStart.toFixed(0)} MB after start-up)`);
+    verdicts.push(
+      `export: infra ${inf.toFixed(0)} ms vs psql \\copy ${p.toFixed(0)} ms = ${(inf / p).toFixed(2)}× (target ≤ 1.3×) → ${inf <= 1.3 * p ? 'WITHIN' : 'OVER'}`,
+    );
+    verdicts.push(`export: server peak RSS ${peak.toFixed(0)} MB (target < 200 MB) → ${peak < 200 ? 'WITHIN' : 'OVER'}`);
+    if (psqlBytes !== infraBytes) verdicts.push(`note: byte counts differ (psql ${psqlBytes}, infra ${infraBytes})`);
+
+    out('');
+    for (const v of verdicts) out(v);
+    project.cleanup();
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    cluster.stop();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${String((e as Error)?.stack ?? e)}\n`);
+  process.exit(1);
+});
