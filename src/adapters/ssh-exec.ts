@@ -106,16 +106,9 @@ export interface ExecOutcome {
 export async function sshExec(pool: SshPool, ep: SshEndpoint, req: ExecRequest): Promise<ExecOutcome> {
   const token = `__INFRA_PGID_${randomBytes(6).toString('hex')}__=`;
   const remote = buildRemoteCommand(req.command, { cwd: req.cwd, env: req.env, token });
-  const { channel, lease } = await pool.exec(ep, remote, { pty: req.pty }, req.signal);
+  const { channel, state, closed: closedP, lease } = await pool.exec(ep, remote, { pty: req.pty }, req.signal);
   let pid: number | undefined;
   let pidWaiter: (() => void) | undefined;
-  let exit: { code: number | null; signal: string | null; core: boolean } | undefined;
-  let closed = false;
-  channel.on('exit', (code: number | null, sig?: string, core?: boolean) => {
-    exit = { code: typeof code === 'number' ? code : null, signal: sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null, core: !!core };
-  });
-  const closedP = new Promise<void>((resolve) => channel.once('close', () => ((closed = true), resolve())));
-  channel.on('error', (e: Error) => req.log.debug('ssh channel error', { target: ep.name, error: e.message }));
 
   const strip = new PidLineStripper(token, (p) => {
     pid = p;
@@ -149,14 +142,14 @@ export async function sshExec(pool: SshPool, ep: SshEndpoint, req: ExecRequest):
   });
   try {
     await Promise.race([closedP, aborted]);
-    if (!closed && req.signal.aborted) {
+    if (!state.closed && req.signal.aborted) {
       await stopRemote(
         pool,
         ep,
         channel,
         () => pid,
         (w) => (pidWaiter = w),
-        () => exit !== undefined,
+        () => state.exit !== undefined,
         req.log,
       );
       throw req.signal.reason;
@@ -165,6 +158,7 @@ export async function sshExec(pool: SshPool, ep: SshEndpoint, req: ExecRequest):
   } finally {
     lease.release();
   }
+  const exit = state.exit;
   if (!exit) {
     throw new ToolError('CONNECTION_FAILED', `${ep.name}: the connection was lost before the command reported its exit status`, {
       hint: 'the remote command may still be running or may have finished; check before running it again',
@@ -210,14 +204,14 @@ async function stopRemote(
       `kill -KILL -${pid} 2>/dev/null; exit 0`;
     const signal = AbortSignal.timeout(2500);
     try {
-      const { channel: k, lease } = await pool.exec(ep, script, {}, signal);
+      const { channel: k, closed, lease } = await pool.exec(ep, script, {}, signal);
       try {
         k.resume();
         k.stderr.resume();
         k.end();
         await withTimeout(
-          () => new Promise<void>((resolve) => k.once('close', () => resolve())),
-          4000,
+          () => closed,
+          2500,
           signal,
           () => undefined,
           () => new Error('kill did not finish'),

@@ -54,6 +54,19 @@ interface Conn {
   hostKey: HostKeyVerdict | undefined;
 }
 
+export interface ChannelState {
+  exit: { code: number | null; signal: string | null; core: boolean } | undefined;
+  closed: boolean;
+}
+
+export interface ExecChannel {
+  channel: ClientChannel;
+  state: ChannelState;
+  /** Resolves when the channel has closed. */
+  closed: Promise<void>;
+  lease: Lease;
+}
+
 export interface Lease {
   readonly client: Client;
   /** True when this lease waited for the connection to be established. */
@@ -197,25 +210,37 @@ export class SshPool {
     }
   }
 
-  /** Opens an exec channel. */
-  async exec(
-    ep: SshEndpoint,
-    command: string,
-    opts: { pty?: boolean },
-    signal: AbortSignal,
-  ): Promise<{ channel: ClientChannel; lease: Lease }> {
+  /**
+   * Opens an exec channel. Exit status and close are tracked from the moment the channel exists:
+   * a fast command's exit-status, EOF and close can arrive in the same read as the exec reply
+   * (typically through a jump host), before any later listener could be attached.
+   */
+  async exec(ep: SshEndpoint, command: string, opts: { pty?: boolean }, signal: AbortSignal): Promise<ExecChannel> {
     const { value, lease } = await this.channel(
       ep,
       signal,
       (client) =>
-        new Promise<ClientChannel>((resolve, reject) => {
-          const cb = (err: Error | undefined, ch: ClientChannel): void => (err ? reject(err) : resolve(ch));
+        new Promise<Omit<ExecChannel, 'lease'>>((resolve, reject) => {
+          const cb = (err: Error | undefined, ch: ClientChannel): void => {
+            if (err) return reject(err);
+            const state: ChannelState = { exit: undefined, closed: false };
+            ch.on('error', (e: Error) => this.log.debug('ssh channel error', { target: ep.name, error: e.message }));
+            ch.on('exit', (code: number | null, sig?: string, core?: boolean) => {
+              state.exit = {
+                code: typeof code === 'number' ? code : null,
+                signal: sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null,
+                core: !!core,
+              };
+            });
+            const closed = new Promise<void>((r) => ch.once('close', () => ((state.closed = true), r())));
+            resolve({ channel: ch, state, closed });
+          };
           if (opts.pty) client.exec(command, { pty: { term: 'xterm', cols: 200, rows: 50 } }, cb);
           else client.exec(command, cb);
         }),
-      (ch) => ch.close(),
+      (x) => x.channel.close(),
     );
-    return { channel: value, lease };
+    return { ...value, lease };
   }
 
   private connOf(name: string, client: Client): Conn | undefined {

@@ -74,7 +74,7 @@ describe('ssh exec through the pipeline', () => {
     fail(await rig.call({ action: 'exec', target: 'prod', command: 'true', env: { 'X;touch /tmp/p': '1' } }), 'INVALID_ARGUMENT');
   });
 
-  it('a syntax error in the command is the command\'s result (exit 2), the prologue still ran', async () => {
+  it("a syntax error in the command is the command's result (exit 2), the prologue still ran", async () => {
     const r = await exec({ command: 'if then fi', cwd: '/tmp' });
     assert.notEqual(r.exit_code, 0);
     assert.match(r.stderr, /syntax/);
@@ -109,7 +109,10 @@ describe('ssh exec through the pipeline', () => {
   it('stdin_eof: false keeps stdin open (cat waits until the timeout); a command that stops reading still ends', async () => {
     const partial = await exec({ command: 'head -c 5', stdin: 'hello world', stdin_eof: false });
     assert.equal(partial.stdout, 'hello');
-    const e = fail(await rig.call({ action: 'exec', target: 'prod', command: 'cat', stdin: 'x', stdin_eof: false, timeout_ms: 1500 }), 'TIMEOUT');
+    const e = fail(
+      await rig.call({ action: 'exec', target: 'prod', command: 'cat', stdin: 'x', stdin_eof: false, timeout_ms: 1500 }),
+      'TIMEOUT',
+    );
     assert.ok(e);
   });
 
@@ -145,7 +148,9 @@ describe('ssh exec through the pipeline', () => {
     const base = process.memoryUsage().rss;
     let peak = base;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-    const e = ok(await rig.call({ action: 'exec', target: 'prod', command: `yes 0123456789abcdef | head -c ${size}`, timeout_ms: 120_000 }));
+    const e = ok(
+      await rig.call({ action: 'exec', target: 'prod', command: `yes 0123456789abcdef | head -c ${size}`, timeout_ms: 120_000 }),
+    );
     clearInterval(sampler);
     assert.equal(e.result.stdout_bytes, size);
     const file = join(rig.rt.project.artifactsDir, 'calls', e.call_id, 'stdout');
@@ -158,14 +163,20 @@ describe('ssh exec through the pipeline', () => {
 
   it('timeout stops the remote process group: the sleep 1000 (and its background sibling) are gone', async () => {
     const t0 = Date.now();
-    const e = fail(await rig.call({ action: 'exec', target: 'prod', command: 'sleep 1001.25 & sleep 1000.25', timeout_ms: 1000 }), 'TIMEOUT');
+    const e = fail(
+      await rig.call({ action: 'exec', target: 'prod', command: 'sleep 1001.25 & sleep 1000.25', timeout_ms: 1000 }),
+      'TIMEOUT',
+    );
     assert.ok(Date.now() - t0 < 4500, 'the reply does not wait for the command');
     assert.ok(e.call_id);
     assert.equal(await gone(rig, 'sleep 100[01][.]25'), 'none');
   });
 
   it('a command that ignores TERM is killed too', async () => {
-    fail(await rig.call({ action: 'exec', target: 'prod', command: "trap '' TERM; sleep 1000.5; echo survived", timeout_ms: 800 }), 'TIMEOUT');
+    fail(
+      await rig.call({ action: 'exec', target: 'prod', command: "trap '' TERM; sleep 1000.5; echo survived", timeout_ms: 800 }),
+      'TIMEOUT',
+    );
     assert.equal(await gone(rig, 'sleep 1000[.]5'), 'none');
   });
 
@@ -208,7 +219,9 @@ describe('ssh exec through the pipeline', () => {
 
   it('20 concurrent execs on one target run in parallel channels', async () => {
     const t0 = Date.now();
-    const all = await Promise.all(Array.from({ length: 20 }, (_, i) => rig.call({ action: 'exec', target: 'prod', command: `sleep 1; echo n${i}` })));
+    const all = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => rig.call({ action: 'exec', target: 'prod', command: `sleep 1; echo n${i}` })),
+    );
     const took = Date.now() - t0;
     all.forEach((e, i) => assert.equal(ok(e).result.stdout, `n${i}\n`));
     assert.ok(took < 10_000, `20 × sleep 1 took ${took} ms (a queue would take 20 s)`);

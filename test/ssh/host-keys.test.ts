@@ -111,7 +111,10 @@ describe('ssh host key verification', () => {
 
   it('check reports a host key mismatch as a result', async () => {
     const r = ok(await rig.call({ action: 'check', target: 'kh_changed' })).result;
-    assert.deepEqual([r.ok, r.reachable, r.host_key_ok, r.host_key_sha256, r.error.code], [false, true, false, sshd.fingerprint, 'HOST_KEY_MISMATCH']);
+    assert.deepEqual(
+      [r.ok, r.reachable, r.host_key_ok, r.host_key_sha256, r.error.code],
+      [false, true, false, sshd.fingerprint, 'HOST_KEY_MISMATCH'],
+    );
   });
 });
 

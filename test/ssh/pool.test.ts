@@ -81,7 +81,9 @@ describe('ssh connection pool', () => {
   });
 
   it('a server with MaxSessions 2 still runs 10 concurrent execs (channel cap lowered, or more connections)', async () => {
-    const all = await Promise.all(Array.from({ length: 10 }, (_, i) => rig.call({ action: 'exec', target: 'limited', command: `sleep 0.3; echo m${i}` })));
+    const all = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => rig.call({ action: 'exec', target: 'limited', command: `sleep 0.3; echo m${i}` })),
+    );
     all.forEach((e, i) => assert.equal(ok(e).result.stdout, `m${i}\n`));
   });
 
@@ -95,7 +97,11 @@ describe('ssh connection pool', () => {
 
   it('a changed target config gets a new connection', async () => {
     await echo('prod', 'old');
-    rig.project.write('targets.json', { prod: targetFor(sshd, { connect_timeout_ms: 1600 }), idle: targetFor(sshd), limited: targetFor(limited) });
+    rig.project.write('targets.json', {
+      prod: targetFor(sshd, { connect_timeout_ms: 1600 }),
+      idle: targetFor(sshd),
+      limited: targetFor(limited),
+    });
     rig.rt.reload();
     assert.equal(await echo('prod', 'new'), 'new\n');
     assert.equal(poolOf(rig).stats().prod?.connections, 1, 'the old connection was closed');

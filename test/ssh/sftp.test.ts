@@ -19,7 +19,13 @@ describe('ssh upload and download over SFTP', () => {
     const targets = {
       prod: targetFor(sshd),
       // a target whose password is a registered secret (for the redaction test)
-      pw: { host: sshd.host, port: sshd.port, username: PASSWORD_USER, password: '${env:TEST_SSH_PASSWORD}', host_key_sha256: sshd.fingerprint },
+      pw: {
+        host: sshd.host,
+        port: sshd.port,
+        username: PASSWORD_USER,
+        password: '${env:TEST_SSH_PASSWORD}',
+        host_key_sha256: sshd.fingerprint,
+      },
     };
     rig = await sshRig({ 'targets.json': targets }, { INFRA_UNSAFE_LOCAL: '1', TEST_SSH_PASSWORD: PASSWORD });
     locked = await sshRig({ 'targets.json': targets }, { INFRA_UNSAFE_LOCAL: '' });
@@ -36,7 +42,9 @@ describe('ssh upload and download over SFTP', () => {
   const sh = async (command: string): Promise<string> => ok(await rig.call({ action: 'exec', target: 'prod', command })).result.stdout;
 
   it('uploads inline content atomically with a mode', async () => {
-    const r = ok(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/a.txt`, content: 'hello sftp\n', mode: '0640' })).result;
+    const r = ok(
+      await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/a.txt`, content: 'hello sftp\n', mode: '0640' }),
+    ).result;
     assert.deepEqual([r.bytes, r.sha256, r.atomic], [11, sha('hello sftp\n'), true]);
     assert.equal(await sh(`cat ${dir}/a.txt; stat -c %a ${dir}/a.txt`), 'hello sftp\n640\n');
     assert.equal(await sh(`ls -a ${dir} | grep -c infra || true`), '0\n', 'no temp file left behind');
@@ -45,19 +53,32 @@ describe('ssh upload and download over SFTP', () => {
   it('overwriting keeps the existing mode unless one is given; overwrite:false refuses', async () => {
     ok(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/a.txt`, content: 'v2' }));
     assert.equal(await sh(`cat ${dir}/a.txt; echo; stat -c %a ${dir}/a.txt`), 'v2\n640\n');
-    fail(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/a.txt`, content: 'v3', overwrite: false }), 'INVALID_ARGUMENT');
+    fail(
+      await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/a.txt`, content: 'v3', overwrite: false }),
+      'INVALID_ARGUMENT',
+    );
   });
 
   it('uploads binary content_base64 intact', async () => {
     const bytes = randomBytes(300_000);
-    const r = ok(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/bin`, content_base64: bytes.toString('base64') })).result;
+    const r = ok(
+      await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/bin`, content_base64: bytes.toString('base64') }),
+    ).result;
     assert.equal(r.sha256, sha(bytes));
     assert.equal((await sh(`sha256sum ${dir}/bin`)).split(' ')[0], sha(bytes));
   });
 
   it('uploads an artifact (content_ref) and creates missing directories', async () => {
     const first = ok(await rig.call({ action: 'exec', target: 'prod', command: 'seq 1 500' }));
-    ok(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/x/y/z.txt`, content_ref: `${first.artifact}stdout`, create_dirs: true }));
+    ok(
+      await rig.call({
+        action: 'upload',
+        target: 'prod',
+        remote_path: `${dir}/x/y/z.txt`,
+        content_ref: `${first.artifact}stdout`,
+        create_dirs: true,
+      }),
+    );
     assert.equal(await sh(`wc -l < ${dir}/x/y/z.txt`), '500\n');
   });
 
@@ -72,7 +93,10 @@ describe('ssh upload and download over SFTP', () => {
   });
 
   it('needs exactly one source; a directory is not a file', async () => {
-    fail(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/n`, content: 'a', content_base64: 'Yg==' }), 'INVALID_ARGUMENT');
+    fail(
+      await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/n`, content: 'a', content_base64: 'Yg==' }),
+      'INVALID_ARGUMENT',
+    );
     fail(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/n` }), 'INVALID_ARGUMENT');
     fail(await rig.call({ action: 'upload', target: 'prod', remote_path: dir, content: 'a' }), 'INVALID_ARGUMENT');
   });
@@ -112,13 +136,22 @@ describe('ssh upload and download over SFTP', () => {
     fail(await rig.call({ action: 'download', target: 'prod', remote_path: `${dir}/a.txt`, local_path: dest }), 'INVALID_ARGUMENT');
     ok(await rig.call({ action: 'download', target: 'prod', remote_path: `${dir}/bin`, local_path: dest, overwrite: true }));
     assert.equal(readFileSync(dest).length, 300_000);
-    fail(await locked.call({ action: 'download', target: 'prod', remote_path: `${dir}/a.txt`, local_path: join(rig.project.root, 'l.txt') }), 'DENIED');
+    fail(
+      await locked.call({ action: 'download', target: 'prod', remote_path: `${dir}/a.txt`, local_path: join(rig.project.root, 'l.txt') }),
+      'DENIED',
+    );
   });
 
   it('attack: a download aimed at the project directory (policy.json) is refused', async () => {
     ok(await rig.call({ action: 'upload', target: 'prod', remote_path: `${dir}/evil-policy.json`, content: '{"ssh":{}}' }));
-    for (const dest of [join(rig.project.infraDir, 'policy.json'), join(rig.project.infraDir, 'artifacts', 'x'), `${rig.project.root}/./.infra/targets.json`]) {
-      const e = fail(await rig.call({ action: 'download', target: 'prod', remote_path: `${dir}/evil-policy.json`, local_path: dest, overwrite: true }));
+    for (const dest of [
+      join(rig.project.infraDir, 'policy.json'),
+      join(rig.project.infraDir, 'artifacts', 'x'),
+      `${rig.project.root}/./.infra/targets.json`,
+    ]) {
+      const e = fail(
+        await rig.call({ action: 'download', target: 'prod', remote_path: `${dir}/evil-policy.json`, local_path: dest, overwrite: true }),
+      );
       assert.ok(['DENIED', 'NOT_FOUND'].includes(e.error.code), `${dest}: ${e.error.code}`);
     }
     assert.ok(!existsSync(join(rig.project.infraDir, 'policy.json')));

@@ -20,7 +20,8 @@ export const targetsAction = defineAction({
   tool: 'ssh',
   action: 'targets',
   effect: 'read',
-  description: 'The named SSH targets from targets.json: name, host, port, user, tags, jump host, auth kinds and whether policy allows them. Never secrets.',
+  description:
+    'The named SSH targets from targets.json: name, host, port, user, tags, jump host, auth kinds and whether policy allows them. Never secrets.',
   input: z.strictObject({
     query: z.string().optional().describe('Substring matched against name, host, description and tags'),
     limit: z.number().int().min(1).max(1000).default(100),

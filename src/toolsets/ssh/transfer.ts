@@ -11,12 +11,19 @@ import { expandHome } from '../../config/paths.js';
 import { targetArg } from './exec.js';
 import { endpointFor, gateTarget, pool } from './resolve.js';
 
-const remotePath = z.string().min(1).refine((s) => !s.includes('\0'), 'NUL is not allowed').describe('Path on the target (relative paths are from the login directory)');
+const remotePath = z
+  .string()
+  .min(1)
+  .refine((s) => !s.includes('\0'), 'NUL is not allowed')
+  .describe('Path on the target (relative paths are from the login directory)');
 const localPath = z.string().min(1).describe('Local path (needs INFRA_UNSAFE_LOCAL=1)');
 
 function gateLocal(what: string, path: string | undefined, services: Services): void {
   if (path !== undefined && !services.flags.unsafeLocal) {
-    throw denied(`${what} uses a local path, which needs INFRA_UNSAFE_LOCAL=1`, 'a human can start infra with INFRA_UNSAFE_LOCAL=1; without it use content/content_base64/content_ref (upload) or the artifact (download)');
+    throw denied(
+      `${what} uses a local path, which needs INFRA_UNSAFE_LOCAL=1`,
+      'a human can start infra with INFRA_UNSAFE_LOCAL=1; without it use content/content_base64/content_ref (upload) or the artifact (download)',
+    );
   }
 }
 
@@ -45,7 +52,10 @@ async function checkLocalDest(services: Services, p: string, overwrite: boolean)
   const dest = join(parentReal, basename(path));
   for (const guarded of [services.project.dir, services.project.artifactsDir]) {
     if (within(dest, realOrSelf(guarded))) {
-      throw denied(`local_path ${dest} is inside ${guarded}, where only infra's own stores write`, 'choose a path outside the project\'s .infra directory and artifacts');
+      throw denied(
+        `local_path ${dest} is inside ${guarded}, where only infra's own stores write`,
+        "choose a path outside the project's .infra directory and artifacts",
+      );
     }
   }
   const st = await fsp.lstat(dest).catch(() => undefined);
@@ -73,7 +83,8 @@ type UploadArgs = z.output<typeof UploadInput>;
 
 async function uploadSource(ctx: ActionContext, a: UploadArgs): Promise<Readable> {
   const given = (['content', 'content_base64', 'content_ref', 'local_path'] as const).filter((k) => a[k] !== undefined);
-  if (given.length !== 1) throw invalid(`give exactly one of content, content_base64, content_ref, local_path (got ${given.length ? given.join(', ') : 'none'})`);
+  if (given.length !== 1)
+    throw invalid(`give exactly one of content, content_base64, content_ref, local_path (got ${given.length ? given.join(', ') : 'none'})`);
   if (a.content !== undefined) return Readable.from([Buffer.from(a.content, 'utf8')]);
   if (a.content_base64 !== undefined) {
     if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(a.content_base64)) throw invalid('content_base64 is not valid base64');
@@ -92,7 +103,8 @@ export const uploadAction = defineAction({
   tool: 'ssh',
   action: 'upload',
   effect: 'write',
-  description: 'Write a file on a target over SFTP from content, content_base64, an artifact (content_ref) or a local file (INFRA_UNSAFE_LOCAL). Written to a temp name and renamed into place.',
+  description:
+    'Write a file on a target over SFTP from content, content_base64, an artifact (content_ref) or a local file (INFRA_UNSAFE_LOCAL). Written to a temp name and renamed into place.',
   input: UploadInput,
   target: (a) => a.target,
   gate: (a, services) => {
@@ -137,7 +149,8 @@ export const downloadAction = defineAction({
   tool: 'ssh',
   action: 'download',
   effect: 'read',
-  description: 'Read a file from a target over SFTP into the call artifact (small text files also inline, redacted), or to a local path with INFRA_UNSAFE_LOCAL.',
+  description:
+    'Read a file from a target over SFTP into the call artifact (small text files also inline, redacted), or to a local path with INFRA_UNSAFE_LOCAL.',
   input: DownloadInput,
   target: (a) => a.target,
   gate: (a, services) => {
