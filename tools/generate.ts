@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as prettier from 'prettier';
 import stringify from 'safe-stable-stringify';
 import { buildCatalog, defaultPolicyView } from '../src/catalog.js';
 import { configJsonSchemas } from '../src/config/json-schemas.js';
@@ -38,7 +39,12 @@ if (existsSync(readme)) {
   const end = '<!-- tools:end -->';
   const a = text.indexOf(start);
   const b = text.indexOf(end);
-  if (a >= 0 && b > a) outputs['README.md'] = `${text.slice(0, a + start.length)}\n${toolTable()}\n${text.slice(b)}`;
+  if (a >= 0 && b > a) {
+    const next = `${text.slice(0, a + start.length)}\n${toolTable()}\n${text.slice(b)}`;
+    // written as prettier would format it, so the format check and the drift check agree
+    const options = (await prettier.resolveConfig(readme)) ?? {};
+    outputs['README.md'] = await prettier.format(next, { ...options, parser: 'markdown' });
+  }
 }
 
 const drift: string[] = [];
