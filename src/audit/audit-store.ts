@@ -91,7 +91,9 @@ export function rowHash(row: Omit<AuditRow, 'hash' | 'artifact_pruned'>): string
     client_version: row.client_version,
     prev_hash: row.prev_hash,
   });
-  return createHash('sha256').update(canonical ?? '').digest('hex');
+  return createHash('sha256')
+    .update(canonical ?? '')
+    .digest('hex');
 }
 
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -252,7 +254,9 @@ export class AuditStore {
       params.before = f.before;
     }
     if (f.query) {
-      where.push(`(tool LIKE @q ESCAPE '\\' OR action LIKE @q ESCAPE '\\' OR target LIKE @q ESCAPE '\\' OR summary LIKE @q ESCAPE '\\' OR args LIKE @q ESCAPE '\\')`);
+      where.push(
+        `(tool LIKE @q ESCAPE '\\' OR action LIKE @q ESCAPE '\\' OR target LIKE @q ESCAPE '\\' OR summary LIKE @q ESCAPE '\\' OR args LIKE @q ESCAPE '\\')`,
+      );
       params.q = `%${f.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     }
     const limit = Math.min(Math.max(f.limit ?? 50, 1), 1000);
@@ -268,7 +272,10 @@ export class AuditStore {
   } {
     const cond = since ? 'WHERE started_at >= @since' : '';
     const params = since ? { since } : {};
-    const byStatus = this.db.prepare(`SELECT status, COUNT(*) n FROM audit ${cond} GROUP BY status`).all(params) as { status: string; n: number }[];
+    const byStatus = this.db.prepare(`SELECT status, COUNT(*) n FROM audit ${cond} GROUP BY status`).all(params) as {
+      status: string;
+      n: number;
+    }[];
     const byTool = this.db
       .prepare(
         `SELECT tool, action, COUNT(*) calls, SUM(CASE WHEN status NOT IN ('ok','running') THEN 1 ELSE 0 END) errors,
@@ -317,7 +324,13 @@ export class AuditStore {
     const head = this.headStmt.get() as { seq: number; hash: string };
     const running = (this.db.prepare(`SELECT COUNT(*) n FROM audit WHERE status = 'running'`).get() as { n: number }).n;
     if (head.seq !== prevSeq || head.hash !== prevHash) {
-      return { ok: false, rows, running, head_seq: head.seq, first_bad: { seq: head.seq, id: '', reason: 'chain head does not match the last row' } };
+      return {
+        ok: false,
+        rows,
+        running,
+        head_seq: head.seq,
+        first_bad: { seq: head.seq, id: '', reason: 'chain head does not match the last row' },
+      };
     }
     return { ok: true, rows, running, head_seq: head.seq };
   }

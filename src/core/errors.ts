@@ -37,8 +37,7 @@ export class ToolError extends Error {
     this.name = 'ToolError';
     this.code = code;
     this.hint = opts.hint;
-    this.retryable =
-      opts.retryable ?? (code === 'TIMEOUT' || code === 'CONNECTION_FAILED' || code === 'UPSTREAM_ERROR');
+    this.retryable = opts.retryable ?? (code === 'TIMEOUT' || code === 'CONNECTION_FAILED' || code === 'UPSTREAM_ERROR');
     this.details = opts.details;
   }
 }

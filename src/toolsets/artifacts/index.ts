@@ -2,13 +2,24 @@ import { z } from 'zod';
 import { defineAction, defineTool } from '../../core/define-action.js';
 import { callUri } from '../../artifacts/uri.js';
 
-const uri = z.string().min(1).max(1024).describe('artifact://calls/<call_id>/<file> or artifact://runs/<runbook>/<run_id>/run.json; a directory URI lists its files');
-const maxBytes = (d: number) => z.number().int().min(1).max(16 * 1024 * 1024).default(d);
+const uri = z
+  .string()
+  .min(1)
+  .max(1024)
+  .describe('artifact://calls/<call_id>/<file> or artifact://runs/<runbook>/<run_id>/run.json; a directory URI lists its files');
+const maxBytes = (d: number) =>
+  z
+    .number()
+    .int()
+    .min(1)
+    .max(16 * 1024 * 1024)
+    .default(d);
 
 export const artifactsTool = defineTool({
   name: 'artifacts',
   title: 'Artifacts',
-  description: 'Browse and read the file-backed artifacts every call leaves (call.json, stdout, stderr, body, rows.csv, run.json). Reads are redacted. Also served as MCP resources artifact://…',
+  description:
+    'Browse and read the file-backed artifacts every call leaves (call.json, stdout, stderr, body, rows.csv, run.json). Reads are redacted. Also served as MCP resources artifact://…',
   actions: [
     defineAction({
       tool: 'artifacts',

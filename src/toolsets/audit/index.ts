@@ -38,7 +38,8 @@ function present(r: AuditRow): Record<string, unknown> {
 export const auditTool = defineTool({
   name: 'audit',
   title: 'Audit log',
-  description: 'The audit index of every call (SQLite, hash-chained): list with filters, get one call with its child calls, stats, and verify the chain. No tool can edit or delete audit rows.',
+  description:
+    'The audit index of every call (SQLite, hash-chained): list with filters, get one call with its child calls, stats, and verify the chain. No tool can edit or delete audit rows.',
   actions: [
     defineAction({
       tool: 'audit',

@@ -45,7 +45,15 @@ function docs(services: Services): Doc[] {
       kind: 'target',
       name,
       text: `ssh target ${name} ${t.host} ${t.username} ${t.tags.join(' ')} ${t.description ?? ''}`,
-      build: () => ({ target: name, host: t.host, port: t.port, username: t.username, tags: t.tags, jump: t.jump ?? null, description: t.description ?? null }),
+      build: () => ({
+        target: name,
+        host: t.host,
+        port: t.port,
+        username: t.username,
+        tags: t.tags,
+        jump: t.jump ?? null,
+        description: t.description ?? null,
+      }),
     });
   }
   for (const [name, p] of Object.entries(services.config.profiles)) {
@@ -53,7 +61,12 @@ function docs(services: Services): Doc[] {
       kind: 'profile',
       name,
       text: `${p.type} profile ${name} ${p.type === 'http' ? `http api ${p.base_url}` : `postgres psql database db ${p.mode}`} ${p.description ?? ''}`,
-      build: () => ({ profile: name, type: p.type, ...(p.type === 'http' ? { base_url: p.base_url } : { mode: p.mode }), description: p.description ?? null }),
+      build: () => ({
+        profile: name,
+        type: p.type,
+        ...(p.type === 'http' ? { base_url: p.base_url } : { mode: p.mode }),
+        description: p.description ?? null,
+      }),
     });
   }
   for (const s of sources) out.push(...s(services));
@@ -76,7 +89,8 @@ function score(doc: Doc, words: string[]): number {
 export const helpTool = defineTool({
   name: 'help',
   title: 'Help',
-  description: 'Search the tools, actions, arguments, runbooks, ssh targets and profiles of this server; returns the exact input schema of each matching action. Start here.',
+  description:
+    'Search the tools, actions, arguments, runbooks, ssh targets and profiles of this server; returns the exact input schema of each matching action. Start here.',
   actions: [
     defineAction({
       tool: 'help',

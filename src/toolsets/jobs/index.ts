@@ -6,7 +6,8 @@ const jobId = z.string().min(1).max(64).describe('The job_id an async call retur
 export const jobsTool = defineTool({
   name: 'jobs',
   title: 'Jobs',
-  description: 'Follow long actions started with async: true (ssh exec, local exec, runbook run, psql export): list, status, wait, logs, cancel. Cancel only stops work this server started.',
+  description:
+    'Follow long actions started with async: true (ssh exec, local exec, runbook run, psql export): list, status, wait, logs, cancel. Cancel only stops work this server started.',
   actions: [
     defineAction({
       tool: 'jobs',

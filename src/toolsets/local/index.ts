@@ -77,12 +77,22 @@ async function runLocal(ctx: ActionContext, a: z.output<typeof execInput>) {
     killTimer.unref();
   };
   ctx.signal.addEventListener('abort', killGroup, { once: true });
-  const progress = setInterval(() => ctx.progress({ message: `stdout ${stdout.bytesWritten} bytes, stderr ${stderr.bytesWritten} bytes` }), 1000);
+  const progress = setInterval(
+    () => ctx.progress({ message: `stdout ${stdout.bytesWritten} bytes, stderr ${stderr.bytesWritten} bytes` }),
+    1000,
+  );
   progress.unref();
 
   const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res, rej) => {
     child.once('error', (e: NodeJS.ErrnoException) =>
-      rej(e.code === 'ENOENT' ? notFound(`command not found: ${a.command}`, a.shell ? undefined : 'argv mode runs an executable on PATH; use shell: true for a shell command string') : e),
+      rej(
+        e.code === 'ENOENT'
+          ? notFound(
+              `command not found: ${a.command}`,
+              a.shell ? undefined : 'argv mode runs an executable on PATH; use shell: true for a shell command string',
+            )
+          : e,
+      ),
     );
     child.once('close', (code, signal) => res({ code, signal }));
   }).finally(() => {
@@ -110,7 +120,8 @@ const pathArg = z.string().min(1).max(4096).describe('Local path (~ expanded; re
 export const localTool = defineTool({
   name: 'local',
   title: 'Local machine (unsafe)',
-  description: 'Run processes and read files on the machine infra runs on. Listed and callable only when a human starts infra with INFRA_UNSAFE_LOCAL=1. argv by default; shell: true is explicit.',
+  description:
+    'Run processes and read files on the machine infra runs on. Listed and callable only when a human starts infra with INFRA_UNSAFE_LOCAL=1. argv by default; shell: true is explicit.',
   enabledBy: (s) => s.flags.unsafeLocal,
   actions: [
     defineAction({
@@ -132,7 +143,16 @@ export const localTool = defineTool({
       action: 'read',
       effect: 'read',
       description: 'Read a local file (from offset, up to max_bytes; redacted)',
-      input: z.strictObject({ path: pathArg, offset: z.number().int().min(0).default(0), max_bytes: z.number().int().min(1).max(16 * 1024 * 1024).default(65536) }),
+      input: z.strictObject({
+        path: pathArg,
+        offset: z.number().int().min(0).default(0),
+        max_bytes: z
+          .number()
+          .int()
+          .min(1)
+          .max(16 * 1024 * 1024)
+          .default(65536),
+      }),
       target: (a) => a.path,
       summarize: (r: { path: string; returned: number }) => `read ${r.returned} bytes of ${r.path}`,
       handler: async (ctx, a) => {
