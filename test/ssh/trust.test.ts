@@ -78,6 +78,9 @@ describe('infra ssh trust', () => {
   });
 
   it('--yes pins host_key_sha256 in targets.json, keeping its comments', async () => {
+    const file = join(rig.project.infraDir, 'targets.json');
+    rig.project.write('targets.json', readFileSync(file, 'utf8').replace(join(sshd.dir, 'kh'), join(sshd.dir, 'kh-empty')));
+    rig.rt.reload();
     assert.equal(await run('prod', '--yes'), 0);
     const text = readFileSync(join(rig.project.infraDir, 'targets.json'), 'utf8');
     assert.match(text, /\/\/ managed by a human/);
