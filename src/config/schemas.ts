@@ -119,7 +119,7 @@ export const PolicyFileSchema = z
   .describe('policy.json: human-owned policy; no tool can change it');
 
 const TypedInputSchema = z.strictObject({
-  type: z.enum(['string', 'number', 'integer', 'boolean', 'object', 'array']).default('string'),
+  type: z.enum(['string', 'number', 'integer', 'boolean', 'object', 'array', 'any']).default('string'),
   required: z.boolean().default(false),
   default: z.unknown().optional(),
   description: z.string().optional(),
@@ -140,6 +140,10 @@ export const RunbookStepSchema: z.ZodType<RunbookStep> = z.lazy(() =>
       })
       .optional(),
     continue_on_error: z.boolean().default(false),
+    assert: z
+      .string()
+      .optional()
+      .describe('A condition on the step\'s own result that must hold, e.g. "{{ result.exit_code }} == 0"; false fails the step'),
     timeout_ms: z.number().int().min(1).optional(),
     foreach: z
       .union([
@@ -162,6 +166,7 @@ export interface RunbookStep {
   when?: string | boolean | undefined;
   retry?: { max_attempts: number; delay_ms: number; until?: string | undefined } | undefined;
   continue_on_error: boolean;
+  assert?: string | undefined;
   timeout_ms?: number | undefined;
   foreach?: string | unknown[] | { items: string | unknown[]; parallel: number } | undefined;
 }

@@ -7,6 +7,7 @@ import { jobsTool } from './jobs/index.js';
 import { localTool } from './local/index.js';
 import { psqlTool } from './psql/index.js';
 import { repoTool } from './repo/index.js';
+import { runbookTool } from './runbook/index.js';
 import { sshTool } from './ssh/index.js';
 import { stateTool } from './state/index.js';
 
@@ -14,7 +15,7 @@ import { stateTool } from './state/index.js';
  * Every native tool, in the order tools/list shows them. A tool module adds itself here with
  * one import and one entry.
  */
-export const NATIVE_TOOLS: ToolDef[] = [helpTool, stateTool, artifactsTool, auditTool, jobsTool, localTool, repoTool, httpTool, sshTool, psqlTool];
+export const NATIVE_TOOLS: ToolDef[] = [helpTool, stateTool, artifactsTool, auditTool, jobsTool, localTool, repoTool, httpTool, sshTool, psqlTool, runbookTool];
 
 /** Hidden aliases from the seed documents (DESIGN §2): callable, never listed. */
 export const TOOL_ALIASES: Record<string, string> = {
