@@ -4,6 +4,7 @@ import type { ClientConfig, Pool, PoolClient } from 'pg';
 import type { Logger } from '../core/define-action.js';
 import { ToolError } from '../core/errors.js';
 import type { Closeable } from '../core/services.js';
+import { expandHome } from '../config/paths.js';
 import type { PostgresProfile } from '../config/schemas.js';
 import { StatementBatch, type BatchStep, type ParserLookup, type StepResult, type WireConnection } from './pg-batch.js';
 import { isConnectionLost, toolErrorFromPg } from './pg-errors.js';
@@ -22,6 +23,17 @@ let pgModule: Promise<PgModule> | undefined;
 export function loadPg(): Promise<PgModule> {
   pgModule ??= import('pg').then((m) => ((m as unknown as { default?: PgModule }).default ?? m) as PgModule);
   return pgModule;
+}
+
+type ParseUrl = (s: string) => Record<string, unknown>;
+let connStringModule: Promise<ParseUrl> | undefined;
+/** pg's own url parser (pg-connection-string), loaded once. */
+export function loadUrlParser(): Promise<ParseUrl> {
+  connStringModule ??= import('pg-connection-string').then((m) => {
+    const mod = m as unknown as { parse?: ParseUrl; default?: { parse: ParseUrl } };
+    return (mod.parse ?? mod.default!.parse) as ParseUrl;
+  });
+  return connStringModule;
 }
 
 type CopyStreams = typeof import('pg-copy-streams');
@@ -65,7 +77,7 @@ export async function buildTarget(
   const config: ClientConfig & { sslmode?: string } = {};
   if (profile.url) {
     const url = resolve(profile.url, `${where}.url`);
-    const { parse } = (await import('pg-connection-string')) as unknown as { parse: (s: string) => Record<string, unknown> };
+    const parse = await loadUrlParser();
     let parsed: Record<string, unknown>;
     try {
       parsed = parse(url);
@@ -101,7 +113,6 @@ export async function buildTarget(
   delete config.sslmode;
   let ca: string | undefined;
   if (profile.ca_file) {
-    const { expandHome } = await import('../config/paths.js');
     const path = expandHome(profile.ca_file, baseDir);
     try {
       ca = readFileSync(path, 'utf8');

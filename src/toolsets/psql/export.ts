@@ -130,7 +130,7 @@ async function copyTo(ctx: ActionContext, s: PgSession, copyText: string, filePa
     if (filePath) {
       tmp = join(dirname(filePath), `.${basename(filePath)}.infra-${process.pid}-${Date.now()}.tmp`);
       const meter = new Meter(PREVIEW_BYTES);
-      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
+      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 });
       const started = Date.now();
       progress = setInterval(() => ctx.progress({ progress: meter.bytes, message: `${meter.bytes} bytes in ${Math.round((Date.now() - started) / 1000)} s` }), 1000);
       progress.unref();
@@ -170,7 +170,7 @@ class Meter extends Transform {
   private headLen = 0;
 
   constructor(private readonly previewBytes: number) {
-    super();
+    super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

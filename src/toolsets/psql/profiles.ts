@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAction } from '../../core/define-action.js';
 import { parseRefs, refLabel } from '../../config/secret-refs.js';
+import { loadUrlParser } from '../../adapters/pg-pools.js';
 import { postgresProfiles } from './common.js';
 
 export interface ProfileInfo {
@@ -31,7 +32,7 @@ export const profilesAction = defineAction({
   handler: async (ctx) => {
     const services = ctx.services;
     const allow = services.config.policy.psql.allow_profiles;
-    const { parse } = (await import('pg-connection-string')) as unknown as { parse: (s: string) => Record<string, unknown> };
+    const parse = await loadUrlParser();
     const profiles: ProfileInfo[] = [];
     for (const [name, p] of Object.entries(postgresProfiles(services))) {
       const missing = [p.url, p.host, p.user, p.database, p.password]
