@@ -4,6 +4,7 @@ import { buildCatalog, defaultPolicyView } from './catalog.js';
 import { initProject } from './cli/init.js';
 import { clientSnippet, CLIENTS, type ClientKind } from './cli/client-config.js';
 import { runDoctor } from './cli/doctor.js';
+import { registerSecretsCommands } from './cli/secrets-commands.js';
 import { createRuntime, type Runtime } from './exec/runtime.js';
 import type { Confirmer } from './exec/pipeline.js';
 import { readFlags } from './policy/policy.js';
@@ -148,6 +149,8 @@ export function buildProgram(): Command {
       out(o.json ? JSON.stringify(report, null, 2) : report.text);
       process.exitCode = report.ok ? 0 : 1;
     });
+
+  registerSecretsCommands(program);
 
   const config = program.command('config').description('client configuration');
   config

@@ -109,6 +109,12 @@ export interface ActionContext {
    * error envelope.
    */
   call(tool: string, args: Record<string, unknown>, opts?: NestedCallOptions): Promise<Envelope>;
+  /**
+   * Fields added to the result of the reply to a top-level call only, after call.json and the
+   * audit row were written, and without redaction: for a value the human allowed the agent to
+   * see (secrets get with INFRA_ALLOW_SECRET_EXPORT=1). Never stored; dropped for nested calls.
+   */
+  replyOnly(fields: Record<string, unknown>): void;
 }
 
 /** Common arguments the pipeline adds to every action; handlers read them from the context. */
@@ -140,6 +146,12 @@ export interface ActionDef<I extends z.ZodObject = z.ZodObject, R = unknown> {
   gate?: (args: z.output<I>, services: Services) => void | Promise<void>;
   /** One-line summary of a result for the audit row and the text reply. */
   summarize?: (result: R, args: z.output<I>) => string;
+  /** Hidden from tools/list and refused by name unless this returns true (e.g. secrets get needs INFRA_ALLOW_SECRET_EXPORT=1). */
+  enabledBy?: {
+    check: (services: Pick<Services, 'flags' | 'config'>) => boolean;
+    /** What a human does to enable it, for the refusal's hint. */
+    hint: string;
+  };
   handler: (ctx: ActionContext, args: z.output<I>) => Promise<R>;
 }
 

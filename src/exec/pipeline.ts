@@ -18,7 +18,7 @@ import { isToolError, ToolError, type ErrorCode } from '../core/errors.js';
 import { newCallId, newJobId } from '../core/ids.js';
 import type { Services } from '../core/services.js';
 import { formatZodIssues } from '../config/load.js';
-import { actionRefusal, needsConfirm } from '../policy/policy.js';
+import { actionRefusal, listingEffect, needsConfirm } from '../policy/policy.js';
 import { fullActionSchema } from './schemas.js';
 
 type AnyAction = ActionDef<z.ZodObject, unknown>;
@@ -138,8 +138,9 @@ export class Pipeline {
     const { def, schema } = entry;
 
     // a tool that policy hides is refused by name before anything else is said about it
-    const early = actionRefusal(reg.tool, def, 'read', services);
-    if (early && (reg.tool.enabledBy || services.config.policyIssue)) {
+    // (so is an action that policy hides whatever its arguments: read-only mode, toggles, flags)
+    const early = actionRefusal(reg.tool, def, listingEffect(def), services);
+    if (early) {
       return refuse('denied', new ToolError('DENIED', early.message, { hint: early.hint }), toolName, action);
     }
 
@@ -307,6 +308,7 @@ export class Pipeline {
       Math.max(0, c.deadline - Date.now()),
     );
     const jobId = c.jobId;
+    let replyOnly: Record<string, unknown> | undefined;
     const ctx: ActionContext = {
       callId,
       tool: c.toolName,
@@ -337,6 +339,9 @@ export class Pipeline {
             hint: 'a human can allow local process spawns and file access by starting infra with INFRA_UNSAFE_LOCAL=1',
           });
         }
+      },
+      replyOnly: (fields: Record<string, unknown>) => {
+        replyOnly = { ...replyOnly, ...fields };
       },
       call: (tool: string, args: Record<string, unknown>, o?: NestedCallOptions) =>
         this.call(tool, args, {
@@ -440,6 +445,12 @@ export class Pipeline {
       }
     }
     this.closeAudit(callId, c.startedAt, status, finalEnvelope, c.def, c.args, bytes, c.target);
+    // reply-only fields join the reply after everything was recorded, and only for the client
+    // itself (a parent call would record them in its own result)
+    if (replyOnly && finalEnvelope.ok && !c.opts.parentId && !jobId) {
+      const r = finalEnvelope.result;
+      finalEnvelope = { ...finalEnvelope, result: { ...(r && typeof r === 'object' && !Array.isArray(r) ? r : {}), ...replyOnly } };
+    }
     return finalEnvelope;
   }
 

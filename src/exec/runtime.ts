@@ -9,6 +9,7 @@ import type { Closeable, EnvFlags, Services } from '../core/services.js';
 import { loadConfig, projectAt, resolveProject, type LoadedConfig, type ProjectInfo } from '../config/load.js';
 import { SecretResolver, stringsIn } from '../config/secret-refs.js';
 import { readFlags } from '../policy/policy.js';
+import { SECRET_STORE_KEY, SecretStore } from '../secrets/store.js';
 import { StateStore } from '../toolsets/state/state-store.js';
 import { NATIVE_TOOLS, TOOL_ALIASES } from '../toolsets/registry.js';
 import { JobManager } from './jobs.js';
@@ -94,6 +95,9 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   const log = createLogger(redactor, parseLogLevel(env.INFRA_LOG_LEVEL), opts.logListeners ?? []);
   const flags = readFlags(env);
   const secrets = new SecretResolver(redactor, env, project.dir);
+  // ${secret:NAME} comes from the encrypted store (docs/SECURITY.md)
+  const secretStore = new SecretStore({ dir: project.dir, env, warn: (m) => log.warn(m) });
+  secrets.setSource(secretStore);
   const config = loadConfig(project, env);
   for (const issue of config.issues) log.warn('config problem', { file: issue.file, message: issue.message });
   registerConfigSecrets(secrets, config);
@@ -113,6 +117,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   const tools = opts.tools ?? NATIVE_TOOLS;
   const services = new ServicesImpl(flags, project, config, secrets, redactor, artifacts, state, audit, jobs, log, tools);
   configRef.current = () => services.config;
+  services.shared(SECRET_STORE_KEY, () => secretStore);
   const pipeline = new Pipeline(services, tools, TOOL_ALIASES);
   let closed = false;
 

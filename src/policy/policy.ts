@@ -53,6 +53,9 @@ export function actionRefusal(tool: ToolDef, def: ActionDef<z.ZodObject, unknown
   if (issue) return { message: `policy.json is invalid, so every call is refused: ${issue.message}`, hint: issue.hint };
   const t = toolRefusal(tool, services);
   if (t) return t;
+  if (def.enabledBy && !def.enabledBy.check(services)) {
+    return { message: `${tool.name}.${def.action} is disabled by default`, hint: def.enabledBy.hint };
+  }
   const toggle = services.config.policy.tools[tool.name]?.actions?.[def.action];
   if (toggle === false) {
     return {
