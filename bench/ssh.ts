@@ -27,7 +27,9 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 };
 const run = (cmd: string, args: string[]): Promise<void> =>
-  new Promise((resolve, reject) => execFile(cmd, args, (e, _o, stderr) => (e ? reject(new Error(`${cmd} failed: ${stderr || e.message}`)) : resolve())));
+  new Promise((resolve, reject) =>
+    execFile(cmd, args, (e, _o, stderr) => (e ? reject(new Error(`${cmd} failed: ${stderr || e.message}`)) : resolve())),
+  );
 
 async function main(): Promise<void> {
   const sshd = await startSshd({ maxSessions: 64 });
@@ -36,9 +38,32 @@ async function main(): Promise<void> {
   const target = { host: sshd.host, port: sshd.port, username: sshd.user, key_file: sshd.keys.key, host_key_sha256: sshd.fingerprint };
   const project = makeProject({ 'targets.json': { prod: target } });
   const env = { ...process.env, INFRA_LOG_LEVEL: 'error' };
-  const sshBase = ['-p', String(sshd.port), '-i', sshd.keys.key, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${kh}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'LogLevel=ERROR'];
+  const sshBase = [
+    '-p',
+    String(sshd.port),
+    '-i',
+    sshd.keys.key,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${kh}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'LogLevel=ERROR',
+  ];
   const ctl = join(sshd.dir, 'cm.sock');
-  const sshMux = [...sshBase, '-o', 'ControlMaster=auto', '-o', `ControlPath=${ctl}`, '-o', 'ControlPersist=120', `${sshd.user}@${sshd.host}`, 'true'];
+  const sshMux = [
+    ...sshBase,
+    '-o',
+    'ControlMaster=auto',
+    '-o',
+    `ControlPath=${ctl}`,
+    '-o',
+    'ControlPersist=120',
+    `${sshd.user}@${sshd.host}`,
+    'true',
+  ];
   const sshFresh = [...sshBase, '-o', 'ControlMaster=no', '-o', 'ControlPath=none', `${sshd.user}@${sshd.host}`, 'true'];
 
   const exec = async (rt: Awaited<ReturnType<typeof createRuntime>>): Promise<number> => {
@@ -85,7 +110,8 @@ async function main(): Promise<void> {
     await run('ssh', ['-o', `ControlPath=${ctl}`, '-O', 'exit', `${sshd.user}@${sshd.host}`]).catch(() => undefined);
 
     const f = (x: number): string => x.toFixed(1).padStart(7);
-    const row = (name: string, xs: number[]): string => `${name.padEnd(44)} p50 ${f(pct(xs, 50))} ms   p95 ${f(pct(xs, 95))} ms   n=${xs.length}`;
+    const row = (name: string, xs: number[]): string =>
+      `${name.padEnd(44)} p50 ${f(pct(xs, 50))} ms   p95 ${f(pct(xs, 95))} ms   n=${xs.length}`;
     const lines = [
       `ssh exec true, same sshd (127.0.0.1:${sshd.port}), ${new Date().toISOString()}`,
       row('warm: infra rt.call (pooled connection)', warmInfra),
