@@ -10,8 +10,8 @@ const data: Record<string, unknown> = {
 };
 const scope: Scope = { resolve: async (path) => walk(data, path) };
 
-describe('runbook templates', () => {
-  it('a whole-string template keeps its JSON type', async () => {
+void describe('runbook templates', () => {
+  void it('a whole-string template keeps its JSON type', async () => {
     assert.equal(await render('{{ input.n }}', scope), 3);
     assert.equal(await render('{{input.flag}}', scope), true);
     assert.deepEqual(await render('{{ input.list }}', scope), ['a', 'b']);
@@ -19,27 +19,29 @@ describe('runbook templates', () => {
     assert.equal(await render('{{ steps.q.rows.0.id }}', scope), 7);
   });
 
-  it('interpolates into longer strings as text (objects as JSON)', async () => {
+  void it('interpolates into longer strings as text (objects as JSON)', async () => {
     assert.equal(await render('svc={{ input.service }} n={{ input.n }}', scope), 'svc=nginx n=3');
     assert.equal(await render('o={{ input.obj }}', scope), 'o={"k":"v"}');
   });
 
-  it('an optional value that is absent leaves the argument out; inside text it is an error', async () => {
+  void it('an optional value that is absent leaves the argument out; inside text it is an error', async () => {
     assert.deepEqual(await render({ a: '{{ input.missing }}', b: 1 }, scope), { b: 1 });
     await assert.rejects(render('x {{ input.missing }}', scope), /has no value/);
   });
 
-  it('secret references ${…} stay literal', async () => {
+  void it('secret references ${…} stay literal', async () => {
     assert.equal(await render('${env:HOME} ${secret:X} {{ input.service }}', scope), '${env:HOME} ${secret:X} nginx');
   });
 
-  it('refuses anything but a dotted path in a template', async () => {
+  void it('refuses anything but a dotted path in a template', async () => {
     await assert.rejects(render('{{ input.service | upper }}', scope), /not a path/);
     await assert.rejects(render('{{ process.env.HOME }}', scope), /not one of/);
   });
 
-  it('shell fields quote every interpolated value as one sh word', async () => {
-    const out = (await render({ command: 'systemctl restart {{ input.evil }} && echo {{ input.n }}' }, scope, { shellFields: new Set(['command']) })) as {
+  void it('shell fields quote every interpolated value as one sh word', async () => {
+    const out = (await render({ command: 'systemctl restart {{ input.evil }} && echo {{ input.n }}' }, scope, {
+      shellFields: new Set(['command']),
+    })) as {
       command: string;
     };
     assert.equal(out.command, `systemctl restart 'x'\\''; rm -rf / #' && echo '3'`);
@@ -51,14 +53,14 @@ describe('runbook templates', () => {
     assert.throws(() => shellQuote('a\0b'), /NUL/);
   });
 
-  it('only the named top-level shell field is quoted', async () => {
+  void it('only the named top-level shell field is quoted', async () => {
     const out = await render({ command: '{{ input.service }}', cwd: '{{ input.service }}', args: ['{{ input.service }}'] }, scope, {
       shellFields: new Set(['command']),
     });
     assert.deepEqual(out, { command: "'nginx'", cwd: 'nginx', args: ['nginx'] });
   });
 
-  it('evaluates conditions: truthy, comparisons, !, && and ||', async () => {
+  void it('evaluates conditions: truthy, comparisons, !, && and ||', async () => {
     assert.equal(await evaluate('{{ steps.q.exit_code }} == 0', scope), true);
     assert.equal(await evaluate('{{ steps.q.exit_code }} != 0', scope), false);
     assert.equal(await evaluate('{{ input.n }} > 2 && {{ input.n }} <= 3', scope), true);
@@ -71,13 +73,13 @@ describe('runbook templates', () => {
     assert.equal(await evaluate('{{ steps.q.stdout }} == "ok\\n"', scope), true);
   });
 
-  it('a dry run leaves conditions on steps not yet run undecided', async () => {
+  void it('a dry run leaves conditions on steps not yet run undecided', async () => {
     const dry: Scope = { resolve: async (path) => (path[0] === 'steps' ? new Deferred(path.join('.')) : walk(data, path)) };
     assert.equal(await evaluate('{{ steps.x.exit_code }} == 0', dry), undefined);
     assert.equal(await render('echo {{ steps.x.stdout }}', dry), 'echo {{ steps.x.stdout }}');
   });
 
-  it('truthiness', () => {
+  void it('truthiness', () => {
     for (const v of [undefined, null, false, 0, '', 'false', '0', []]) assert.equal(truthy(v), false, JSON.stringify(v));
     for (const v of [true, 1, 'x', [1], {}]) assert.equal(truthy(v), true, JSON.stringify(v));
   });

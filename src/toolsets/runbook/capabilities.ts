@@ -110,7 +110,9 @@ export function resolveIntent(services: Pick<Services, 'project' | 'config'>, in
     const known = [...new Set(Object.entries(caps).map(([n, c]) => c.intent ?? n))];
     throw notFound(
       `no capability for intent ${JSON.stringify(intent)}`,
-      known.length ? `intents in capabilities.json: ${known.join(', ')}` : 'capabilities.json maps intents to runbooks; it has none (or run the runbook by name)',
+      known.length
+        ? `intents in capabilities.json: ${known.join(', ')}`
+        : 'capabilities.json maps intents to runbooks; it has none (or run the runbook by name)',
     );
   }
   const facts = detectFacts(services);

@@ -147,12 +147,18 @@ export function resolveInputs(name: string, rb: Runbook, given: Record<string, u
       if (s.required) problems.push(`input "${s.name}" is required`);
       continue;
     }
-    if (!typeOk(s.type, v)) problems.push(`input "${s.name}" must be ${s.type === 'integer' ? 'an integer' : `a ${s.type}`}, got ${JSON.stringify(v).slice(0, 80)}`);
+    if (!typeOk(s.type, v))
+      problems.push(
+        `input "${s.name}" must be ${s.type === 'integer' ? 'an integer' : `a ${s.type}`}, got ${JSON.stringify(v).slice(0, 80)}`,
+      );
     out[s.name] = v;
   }
   if (problems.length) {
     const list = specs.map((s) => `${s.name}${s.required ? '' : '?'}: ${s.type}`).join(', ');
-    throw invalid(`runbook ${name}: ${problems.join('; ')}`, `its inputs are ${list || '(none)'}; runbook {action:"get", name:"${name}"} describes them`);
+    throw invalid(
+      `runbook ${name}: ${problems.join('; ')}`,
+      `its inputs are ${list || '(none)'}; runbook {action:"get", name:"${name}"} describes them`,
+    );
   }
   return out;
 }
@@ -162,7 +168,12 @@ export function resolveInputs(name: string, rb: Runbook, given: Record<string, u
  * arguments (http by method) — the effect of its literal arguments. A step whose action is a
  * template counts as the tool's most severe action.
  */
-export async function stepEffect(services: Services, step: { tool: string; args: Record<string, unknown> }, depth: number): Promise<Effect> {
+export async function stepEffect(
+  services: Services,
+  step: { tool: string; args: Record<string, unknown> },
+  depth: number,
+  chain: string[] = [],
+): Promise<Effect> {
   const { tool, def } = stepAction(services, step.tool, step.args.action);
   if (!tool) return 'read'; // unknown tools are refused by validation / by the pipeline at the step
   if (!def) return tool.actions.reduce<Effect>((m, a) => (EFFECT_RANK[a.effect] > EFFECT_RANK[m] ? a.effect : m), 'read');
@@ -171,11 +182,19 @@ export async function stepEffect(services: Services, step: { tool: string; args:
     if (depth > MAX_DEPTH) return def.effect;
     const name = step.args.name;
     if (typeof name !== 'string' || /\{\{/.test(name)) return 'irreversible';
+    if (chain.includes(name)) {
+      throw invalid(
+        `runbook ${chain[0]} runs itself through ${[...chain, name].join(' → ')}`,
+        'a runbook may not call itself, directly or through others',
+      );
+    }
+    let nested: Runbook;
     try {
-      return await runbookEffect(services, findRunbook(services, name).runbook, depth + 1);
+      nested = findRunbook(services, name).runbook;
     } catch {
       return 'irreversible';
     }
+    return runbookEffect(services, nested, depth + 1, [...chain, name]);
   }
   const { action: _a, ...rest } = step.args;
   const parsed = def.input.safeParse(rest);
@@ -190,10 +209,10 @@ export async function stepEffect(services: Services, step: { tool: string; args:
 export const MAX_DEPTH = 4;
 
 /** The most severe effect of a runbook's steps (DESIGN §2: a runbook's effect is its steps'). */
-export async function runbookEffect(services: Services, rb: Runbook, depth = 0): Promise<Effect> {
+export async function runbookEffect(services: Services, rb: Runbook, depth = 0, chain: string[] = []): Promise<Effect> {
   let e: Effect = 'read';
   for (const s of rb.steps) {
-    const se = await stepEffect(services, s, depth);
+    const se = await stepEffect(services, s, depth, chain);
     if (EFFECT_RANK[se] > EFFECT_RANK[e]) e = se;
   }
   return e;
@@ -210,7 +229,11 @@ export async function writingSteps(services: Services, rb: Runbook): Promise<str
 }
 
 export function denyReadOnly(name: string, steps: string[]): ToolError {
-  return new ToolError('DENIED', `runbook ${name} has steps that are not read-only and infra runs with INFRA_READ_ONLY=1: ${steps.join(', ')}`, {
-    hint: 'nothing was run; read-only mode refuses a runbook before its first step when any step writes. dry_run: true still renders it',
-  });
+  return new ToolError(
+    'DENIED',
+    `runbook ${name} has steps that are not read-only and infra runs with INFRA_READ_ONLY=1: ${steps.join(', ')}`,
+    {
+      hint: 'nothing was run; read-only mode refuses a runbook before its first step when any step writes. dry_run: true still renders it',
+    },
+  );
 }

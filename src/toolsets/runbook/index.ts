@@ -9,7 +9,17 @@ import { runbooksPath } from '../../config/load.js';
 import { RUNBOOK_NAME } from '../../config/schemas.js';
 import { actionRefusal, listingEffect } from '../../policy/policy.js';
 import { addHelpSource } from '../help/index.js';
-import { allRunbooks, builtinRunbooks, denyReadOnly, findRunbook, inputSpecs, runbookEffect, stepAction, writingSteps, type CatalogEntry } from './catalog.js';
+import {
+  allRunbooks,
+  builtinRunbooks,
+  denyReadOnly,
+  findRunbook,
+  inputSpecs,
+  runbookEffect,
+  stepAction,
+  writingSteps,
+  type CatalogEntry,
+} from './catalog.js';
 import { executeRun, resolveRun, type RunArgs } from './run.js';
 import { validateRunbook, type ValidationProblem } from './validate.js';
 
@@ -52,7 +62,10 @@ addHelpSource((services) =>
       .join(' ')} ${e.runbook.steps.map((s) => s.tool).join(' ')} ${intentsFor(services, e.name).join(' ')}`,
     build: () => ({
       ...describe(services, e),
-      run: { tool: 'runbook', args: { action: 'run', name: e.name, input: Object.fromEntries(inputSpecs(e.runbook).map((i) => [i.name, `<${i.type}>`])) } },
+      run: {
+        tool: 'runbook',
+        args: { action: 'run', name: e.name, input: Object.fromEntries(inputSpecs(e.runbook).map((i) => [i.name, `<${i.type}>`])) },
+      },
     }),
   })),
 );
@@ -112,7 +125,8 @@ export const runbookTool = defineTool({
         const all = [...allRunbooks(ctx.services).values()].sort((x, y) => x.name.localeCompare(y.name));
         const hits = all.filter((e) => {
           if (a.tag && !e.runbook.tags.includes(a.tag)) return false;
-          const text = `${e.name} ${e.runbook.description} ${e.runbook.tags.join(' ')} ${e.runbook.steps.map((s) => s.tool).join(' ')}`.toLowerCase();
+          const text =
+            `${e.name} ${e.runbook.description} ${e.runbook.tags.join(' ')} ${e.runbook.steps.map((s) => s.tool).join(' ')}`.toLowerCase();
           return words.every((w) => text.includes(w));
         });
         const issue = ctx.services.config.issues.find((i) => i.file.endsWith('runbooks.json'));
@@ -133,14 +147,16 @@ export const runbookTool = defineTool({
       summarize: (r: Record<string, unknown>) => `${String(r.name)} (${String(r.source)})`,
       handler: async (ctx, a) => {
         const e = findRunbook(ctx.services, a.name);
-        return { ...describe(ctx.services, e), effect: await runbookEffect(ctx.services, e.runbook), runbook: e.runbook };
+        const effect = await runbookEffect(ctx.services, e.runbook, 0, [e.name]).catch((err: Error) => `unknown: ${err.message}`);
+        return { ...describe(ctx.services, e), effect, runbook: e.runbook };
       },
     }),
     defineAction({
       tool: 'runbook',
       action: 'validate',
       effect: 'read',
-      description: 'Check a runbook body (runbook) or a stored one (name): schema, tools, actions, argument names, templates; errors name the step and field',
+      description:
+        'Check a runbook body (runbook) or a stored one (name): schema, tools, actions, argument names, templates; errors name the step and field',
       input: z.strictObject({
         name: nameArg.optional(),
         runbook: z.record(z.string(), z.unknown()).optional().describe('A runbook body: {description, tags, inputs, steps}'),
@@ -155,7 +171,13 @@ export const runbookTool = defineTool({
           valid: r.valid,
           errors: r.errors,
           warnings: r.warnings,
-          ...(r.runbook ? { effect: await runbookEffect(ctx.services, r.runbook) } : {}),
+          ...(r.runbook
+            ? {
+                effect: await runbookEffect(ctx.services, r.runbook, 0, a.name ? [a.name] : []).catch(
+                  (err: Error) => `unknown: ${err.message}`,
+                ),
+              }
+            : {}),
         };
       },
     }),
@@ -172,7 +194,7 @@ export const runbookTool = defineTool({
       effectOf: async (a, services): Promise<Effect> => {
         if (a.dry_run) return 'read';
         const r = resolveRun(services, a as RunArgs);
-        const effect = await runbookEffect(services, r.entry.runbook);
+        const effect = await runbookEffect(services, r.entry.runbook, 0, [r.name]);
         if (services.flags.readOnly && effect !== 'read') throw denyReadOnly(r.name, await writingSteps(services, r.entry.runbook));
         return effect;
       },
@@ -185,13 +207,18 @@ export const runbookTool = defineTool({
           if (!tool || !def) continue;
           const refusal = actionRefusal(tool, def, listingEffect(def), services);
           if (refusal) {
-            throw new ToolError('DENIED', `runbook ${r.name}: step ${step.id} (${tool.name}.${def.action}) is refused: ${refusal.message}`, {
-              hint: `${refusal.hint}; nothing was run`,
-            });
+            throw new ToolError(
+              'DENIED',
+              `runbook ${r.name}: step ${step.id} (${tool.name}.${def.action}) is refused: ${refusal.message}`,
+              {
+                hint: `${refusal.hint}; nothing was run`,
+              },
+            );
           }
         }
       },
-      summarize: (r: Record<string, unknown>) => `${String(r.runbook)}: ${String(r.status)}, ${Array.isArray(r.steps) ? r.steps.length : 0} steps`,
+      summarize: (r: Record<string, unknown>) =>
+        `${String(r.runbook)}: ${String(r.status)}, ${Array.isArray(r.steps) ? r.steps.length : 0} steps`,
       handler: async (ctx, a) => executeRun(ctx, resolveRun(ctx.services, a as RunArgs), a as RunArgs),
     }),
     defineAction({
@@ -205,7 +232,8 @@ export const runbookTool = defineTool({
       }),
       target: (a) => a.name,
       gate: (a) => {
-        if (!RUNBOOK_NAME.test(a.name)) throw invalid(`runbook name ${JSON.stringify(a.name)} is not allowed`, `names match ${RUNBOOK_NAME.source}`);
+        if (!RUNBOOK_NAME.test(a.name))
+          throw invalid(`runbook name ${JSON.stringify(a.name)} is not allowed`, `names match ${RUNBOOK_NAME.source}`);
       },
       summarize: (r: { name: string; created: boolean }) => `${r.created ? 'created' : 'replaced'} ${r.name}`,
       handler: async (ctx, a) => {
@@ -248,7 +276,9 @@ export const runbookTool = defineTool({
           const builtin = allRunbooks(ctx.services).get(a.name)?.source === 'builtin';
           throw notFound(
             `the project runbooks.json has no runbook ${JSON.stringify(a.name)}`,
-            builtin ? 'built-in runbooks cannot be deleted; upsert one of the same name to override it' : 'runbook {action:"list"} shows the runbooks',
+            builtin
+              ? 'built-in runbooks cannot be deleted; upsert one of the same name to override it'
+              : 'runbook {action:"list"} shows the runbooks',
           );
         }
         delete file[a.name];
@@ -259,4 +289,3 @@ export const runbookTool = defineTool({
     }),
   ],
 });
-

@@ -141,7 +141,9 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
   const parentId = services.audit.get(ctx.callId)?.parent_id ?? undefined;
   const chain = [...(parentId ? (activeRuns.get(parentId) ?? []) : []), r.name];
   if (chain.slice(0, -1).includes(r.name)) {
-    throw new ToolError('INVALID_ARGUMENT', `runbook ${r.name} runs itself through ${chain.join(' → ')}`, { hint: 'a runbook may not call itself, directly or through others' });
+    throw new ToolError('INVALID_ARGUMENT', `runbook ${r.name} runs itself through ${chain.join(' → ')}`, {
+      hint: 'a runbook may not call itself, directly or through others',
+    });
   }
   if (chain.length > MAX_DEPTH + 1) {
     throw new ToolError('LIMIT_EXCEEDED', `runbooks nest ${chain.length} deep (${chain.join(' → ')}), over the bound of ${MAX_DEPTH + 1}`);
@@ -263,7 +265,11 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
       .catch(() => undefined)
       .then(() => services.artifacts.writeRunFile(r.name, runId, 'run.json', doc))
       .catch((e: unknown) => ctx.log.error('run.json could not be written', { run_id: runId, error: String((e as Error)?.message ?? e) }));
-    if (jobId) services.jobs.setSteps(jobId, records.map((s) => ({ id: s.id, status: s.status, call_id: s.call_id ?? null })));
+    if (jobId)
+      services.jobs.setSteps(
+        jobId,
+        records.map((s) => ({ id: s.id, status: s.status, call_id: s.call_id ?? null })),
+      );
     return writing;
   };
   // a cancel or timeout answers within the pipeline's grace period: record the state at once
@@ -294,21 +300,33 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
         rec.duration_ms = Date.now() - started;
         return undefined;
       }
-      rec.args = args;
+      rec.args = clipStrings(args);
       const env = await ctx.call(step.tool, args, step.timeout_ms !== undefined ? { timeoutMs: step.timeout_ms } : undefined);
       last = env;
       rec.call_id = env.call_id;
       if (env.artifact) rec.artifact = env.artifact;
-      rec.attempts.push({ call_id: env.call_id, ok: env.ok, duration_ms: env.duration_ms, ...(env.ok ? {} : { error_code: env.error.code }) });
+      rec.attempts.push({
+        call_id: env.call_id,
+        ok: env.ok,
+        duration_ms: env.duration_ms,
+        ...(env.ok ? {} : { error_code: env.error.code }),
+      });
       let failure: StepError | undefined;
       if (!env.ok) failure = { code: env.error.code, message: env.error.message, ...(env.error.hint ? { hint: env.error.hint } : {}) };
       else {
         const s = scope({ ...extra, result: env });
         try {
           if (step.retry?.until !== undefined && !(await evaluate(step.retry.until, s))) {
-            failure = { code: 'UPSTREAM_ERROR', message: `retry.until ${JSON.stringify(step.retry.until)} did not hold after ${attempt} attempt${attempt > 1 ? 's' : ''}` };
+            failure = {
+              code: 'UPSTREAM_ERROR',
+              message: `retry.until ${JSON.stringify(step.retry.until)} did not hold after ${attempt} attempt${attempt > 1 ? 's' : ''}`,
+            };
           } else if (step.assert !== undefined && !(await evaluate(step.assert, s))) {
-            failure = { code: 'UPSTREAM_ERROR', message: `assert ${JSON.stringify(step.assert)} did not hold`, hint: `the step's result is in ${env.artifact ?? 'its artifact'}` };
+            failure = {
+              code: 'UPSTREAM_ERROR',
+              message: `assert ${JSON.stringify(step.assert)} did not hold`,
+              hint: `the step's result is in ${env.artifact ?? 'its artifact'}`,
+            };
           }
         } catch (e) {
           failure = toStepError(e);
@@ -380,7 +398,11 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
       const rec = records[i]!;
       if (ctx.signal.aborted) break;
       rec.started_at = new Date().toISOString();
-      ctx.progress({ progress: i, total: rb.steps.length, message: `${r.name}: step ${i + 1}/${rb.steps.length} ${step.id} (${step.tool}${rec.action ? `.${rec.action}` : ''})` });
+      ctx.progress({
+        progress: i,
+        total: rb.steps.length,
+        message: `${r.name}: step ${i + 1}/${rb.steps.length} ${step.id} (${step.tool}${rec.action ? `.${rec.action}` : ''})`,
+      });
 
       if (step.when !== undefined) {
         let w: boolean | undefined;
@@ -426,7 +448,9 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
           rec.status = 'failed';
           rec.error ??= {
             code: Array.isArray(items) ? 'LIMIT_EXCEEDED' : 'INVALID_ARGUMENT',
-            message: Array.isArray(items) ? `foreach has ${items.length} items, over the bound of ${MAX_ITEMS}` : `foreach did not give a list (got ${JSON.stringify(items)?.slice(0, 100)})`,
+            message: Array.isArray(items)
+              ? `foreach has ${items.length} items, over the bound of ${MAX_ITEMS}`
+              : `foreach did not give a list (got ${JSON.stringify(items)?.slice(0, 100)})`,
           };
           outcomes.set(step.id, { status: 'failed' });
           if (!step.continue_on_error && !a.dry_run) {
@@ -464,6 +488,7 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
           const bad = rec.items.find((x) => x.status !== 'ok' && x.status !== 'not_run');
           rec.status = ctx.signal.aborted ? 'cancelled' : bad ? 'failed' : 'ok';
           if (bad?.error) rec.error = { ...bad.error, message: `item ${bad.index}: ${bad.error.message}` };
+          if (bad?.artifact) rec.artifact = bad.artifact;
         }
         outcomes.set(step.id, { items: envs, status: rec.status });
       } else if (a.dry_run) {
@@ -535,6 +560,18 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
   };
 }
 
+/** run.json keeps rendered args readable: a long string is cut (the step's call.json has it whole). */
+function clipStrings(v: unknown, max = 65536): Record<string, unknown> {
+  const clip = (x: unknown): unknown => {
+    if (typeof x === 'string')
+      return x.length > max ? `${x.slice(0, max)}…[${x.length} chars; the step's call.json has the whole value]` : x;
+    if (Array.isArray(x)) return x.map(clip);
+    if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, y]) => [k, clip(y)]));
+    return x;
+  };
+  return clip(v) as Record<string, unknown>;
+}
+
 function containsDeferred(v: unknown): boolean {
   if (v instanceof Deferred) return true;
   if (typeof v === 'string') return /\{\{[^{}]*\}\}/.test(v);
@@ -547,8 +584,13 @@ function containsDeferred(v: unknown): boolean {
 function summarizeSteps(records: StepRecord[], maxBytes: number): Record<string, unknown>[] {
   const per = Math.max(512, Math.floor((maxBytes * 0.8) / Math.max(1, records.length)));
   return records.map((s) => {
-    const { result, items, attempts, started_at: _s, ...rest } = s;
+    const { result, items, attempts, args, started_at: _s, ...rest } = s;
     const out: Record<string, unknown> = { ...rest };
+    if (args !== undefined) {
+      const b = bounded(args, per);
+      if (b.value !== undefined) out.args = b.value;
+      else out.args_omitted = `${JSON.stringify(args).length} bytes of rendered args; run.json has them`;
+    }
     if (attempts && attempts.length > 1) out.attempts = attempts.length;
     if (items) {
       out.items = items.map((it) => ({

@@ -35,7 +35,10 @@ export interface TemplateRef {
 export function parseExpr(raw: string): string[] {
   const expr = raw.trim();
   if (!PATH.test(expr)) {
-    throw invalid(`template {{ ${expr} }} is not a path like input.name, steps.<id>.stdout or state.key`, 'templates hold a dotted path only; no filters or code');
+    throw invalid(
+      `template {{ ${expr} }} is not a path like input.name, steps.<id>.stdout or state.key`,
+      'templates hold a dotted path only; no filters or code',
+    );
   }
   const path = expr.split('.');
   if (!(NAMESPACES as readonly string[]).includes(path[0]!)) {
@@ -127,7 +130,10 @@ async function renderString(s: string, scope: Scope, shell: boolean): Promise<un
     const path = parseExpr(m[1]!);
     const v = await scope.resolve(path);
     if (v === undefined) {
-      throw invalid(`{{ ${path.join('.')} }} has no value here`, 'give the input, or use a whole-string template for an optional value (it is then left out)');
+      throw invalid(
+        `{{ ${path.join('.')} }} has no value here`,
+        'give the input, or use a whole-string template for an optional value (it is then left out)',
+      );
     }
     out += v instanceof Deferred ? v.toString() : shell ? shellQuote(asText(v)) : asText(v);
     last = m.index + m[0].length;

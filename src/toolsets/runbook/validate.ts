@@ -31,7 +31,8 @@ function schemaProblems(body: unknown, error: z.ZodError): ValidationProblem[] {
   const steps = body && typeof body === 'object' ? (body as { steps?: unknown }).steps : undefined;
   return error.issues.slice(0, 20).map((i) => {
     const path = i.path.map(String);
-    const msg = i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message;
+    const msg =
+      i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message;
     if (path[0] === 'steps' && path.length >= 2) {
       const idx = Number(path[1]);
       const raw = Array.isArray(steps) ? steps[idx] : undefined;
@@ -76,12 +77,18 @@ function checkStep(
   const err = (field: string, message: string): void => void errors.push({ step: step.id, field, message });
   const { tool, def, toolName } = stepAction(services, step.tool, step.args.action);
   if (!tool) {
-    err('tool', `unknown tool ${JSON.stringify(step.tool)}; tools are ${services.tools.map((t) => t.name).join(', ')} (and the mcp_* aliases)`);
+    err(
+      'tool',
+      `unknown tool ${JSON.stringify(step.tool)}; tools are ${services.tools.map((t) => t.name).join(', ')} (and the mcp_* aliases)`,
+    );
   } else if (!def) {
     if (typeof step.args.action === 'string' && hasTemplate(step.args.action)) {
       warnings.push({ step: step.id, field: 'args.action', message: 'the action is a template: it is checked when the step runs' });
     } else {
-      err('args.action', `${toolName} has no action ${JSON.stringify(step.args.action)}; its actions are ${tool.actions.map((a) => a.action).join(', ')}`);
+      err(
+        'args.action',
+        `${toolName} has no action ${JSON.stringify(step.args.action)}; its actions are ${tool.actions.map((a) => a.action).join(', ')}`,
+      );
     }
   } else {
     const shape = fullActionSchema(def).shape as Record<string, z.ZodType>;
@@ -94,7 +101,8 @@ function checkStep(
       }
       if (hasTemplate(v)) continue;
       const r = field.safeParse(v);
-      if (!r.success) err(`args.${k}`, r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '));
+      if (!r.success)
+        err(`args.${k}`, r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '));
     }
   }
 
@@ -114,8 +122,10 @@ function checkStep(
         else if (!inputs.has(first)) err(field, `{{ ${r.expr} }} names input "${first}", which the runbook does not declare in "inputs"`);
       } else if (ns === 'steps') {
         if (!first) err(field, `{{ ${r.expr} }} needs a step id`);
-        else if (first === step.id && !allowResult) err(field, `{{ ${r.expr} }} refers to this step; use {{ result.… }} in retry.until and assert`);
-        else if (first !== step.id && !earlier.has(first)) err(field, `{{ ${r.expr} }} refers to step "${first}", which does not run before this one`);
+        else if (first === step.id && !allowResult)
+          err(field, `{{ ${r.expr} }} refers to this step; use {{ result.… }} in retry.until and assert`);
+        else if (first !== step.id && !earlier.has(first))
+          err(field, `{{ ${r.expr} }} refers to step "${first}", which does not run before this one`);
       } else if ((ns === 'item' || ns === 'index') && !allowItem) {
         err(field, `{{ ${r.expr} }} is only defined in the args, retry.until and assert of a step with foreach`);
       } else if (ns === 'result' && !allowResult) {
@@ -131,7 +141,8 @@ function checkStep(
     const items = typeof step.foreach === 'object' && !Array.isArray(step.foreach) ? step.foreach.items : step.foreach;
     // the item list is rendered before any item exists
     check('foreach', items, false, false);
-    if (typeof items === 'string' && !/^\s*\{\{[^{}]*\}\}\s*$/.test(items)) err('foreach', 'foreach is a list or one template that gives a list, e.g. "{{ input.hosts }}"');
+    if (typeof items === 'string' && !/^\s*\{\{[^{}]*\}\}\s*$/.test(items))
+      err('foreach', 'foreach is a list or one template that gives a list, e.g. "{{ input.hosts }}"');
   }
   if (step.retry?.until !== undefined) check('retry.until', step.retry.until, true);
   if (step.assert !== undefined) check('assert', step.assert, true);
