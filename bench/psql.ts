@@ -169,7 +169,14 @@ async function main(): Promise<void> {
     let psqlBytes = 0;
     let infraBytes = 0;
     const infraExport = async (file: string | undefined): Promise<number> => {
-      const args = { action: 'export', profile: 'db', table: 'export_rows', format: 'csv', csv_header: true, ...(file ? { file_path: file } : {}) };
+      const args = {
+        action: 'export',
+        profile: 'db',
+        table: 'export_rows',
+        format: 'csv',
+        csv_header: true,
+        ...(file ? { file_path: file } : {}),
+      };
       const s = performance.now();
       const r = await stdio.callTool({ name: 'psql', arguments: args }, undefined, { timeout: 600_000 });
       const ms = performance.now() - s;
@@ -182,10 +189,27 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       const f = join(work, `psql-${i}.csv`);
       const s = performance.now();
-      const r = spawnSync(psqlBin, ['-X', '-q', '-h', cluster.host, '-p', String(cluster.port), '-U', 'reader', '-d', 'app', '-c', `\\copy export_rows to '${f}' with (format csv, header true)`], {
-        env: { ...process.env, PGPASSWORD: cluster.passwords.reader },
-        encoding: 'utf8',
-      });
+      const r = spawnSync(
+        psqlBin,
+        [
+          '-X',
+          '-q',
+          '-h',
+          cluster.host,
+          '-p',
+          String(cluster.port),
+          '-U',
+          'reader',
+          '-d',
+          'app',
+          '-c',
+          `\\copy export_rows to '${f}' with (format csv, header true)`,
+        ],
+        {
+          env: { ...process.env, PGPASSWORD: cluster.passwords.reader },
+          encoding: 'utf8',
+        },
+      );
       psqlTimes.push(performance.now() - s);
       if (r.status !== 0) throw new Error(`psql \\copy failed: ${r.stderr}`);
       psqlBytes = statSync(f).size;
@@ -200,9 +224,15 @@ async function main(): Promise<void> {
 
     const p = median(psqlTimes);
     const inf = median(infraTimes);
-    out(`  psql -c "\\copy … to file"                     median ${p.toFixed(0)} ms  (${psqlTimes.map((t) => t.toFixed(0)).join(', ')}; ${(psqlBytes / 1e6).toFixed(1)} MB)`);
-    out(`  infra export file_path (stdio server)           median ${inf.toFixed(0)} ms  (${infraTimes.map((t) => t.toFixed(0)).join(', ')}; ${(infraBytes / 1e6).toFixed(1)} MB)`);
-    out(`  infra export into the call's artifact           median ${median(artifactTimes).toFixed(0)} ms  (${artifactTimes.map((t) => t.toFixed(0)).join(', ')})`);
+    out(
+      `  psql -c "\\copy … to file"                     median ${p.toFixed(0)} ms  (${psqlTimes.map((t) => t.toFixed(0)).join(', ')}; ${(psqlBytes / 1e6).toFixed(1)} MB)`,
+    );
+    out(
+      `  infra export file_path (stdio server)           median ${inf.toFixed(0)} ms  (${infraTimes.map((t) => t.toFixed(0)).join(', ')}; ${(infraBytes / 1e6).toFixed(1)} MB)`,
+    );
+    out(
+      `  infra export into the call's artifact           median ${median(artifactTimes).toFixed(0)} ms  (${artifactTimes.map((t) => t.toFixed(0)).join(', ')})`,
+    );
     out(`  server peak RSS (VmHWM)                         ${peak.toFixed(0)} MB (${rssAtStart.toFixed(0)} MB after start-up)`);
     verdicts.push(
       `export to a file: infra ${inf.toFixed(0)} ms vs psql \\copy ${p.toFixed(0)} ms = ${(inf / p).toFixed(2)}× (target ≤ 1.3×) → ${inf <= 1.3 * p ? 'WITHIN' : 'OVER'}`,

@@ -554,7 +554,8 @@ function makeParserLookup(pg: PgModule): ParserLookup {
     [1266, raw],
   ]);
   // pg-types 2 has arrayParser.create(…).parse(); later versions make it a function
-  const ap = pg.types.arrayParser as unknown as ((s: string, f: (x: string) => unknown) => unknown[]) | { create(s: string, f: (x: string) => unknown): { parse(): unknown[] } };
+  const ap = pg.types.arrayParser as unknown as
+    ((s: string, f: (x: string) => unknown) => unknown[]) | { create(s: string, f: (x: string) => unknown): { parse(): unknown[] } };
   const parseArray = (t: string, f: (x: string) => unknown): unknown[] => (typeof ap === 'function' ? ap(t, f) : ap.create(t, f).parse());
   for (const oid of [1001, 1182, 1183, 1115, 1185, 1187, 1270]) overrides.set(oid, (t: string) => parseArray(t, raw));
   overrides.set(1016, (t: string) => parseArray(t, int8));

@@ -6,10 +6,10 @@ import { psqlEnv, type PsqlEnv } from './setup.js';
 
 let env: PsqlEnv;
 
-before(async () => {
+void before(async () => {
   env = await psqlEnv();
 });
-after(async () => {
+void after(async () => {
   await env?.close();
 });
 
@@ -24,8 +24,8 @@ interface Q {
   rows_uri?: string;
 }
 
-describe('psql query', () => {
-  test('columns with types, $n params, values as JSON', async () => {
+void describe('psql query', () => {
+  void test('columns with types, $n params, values as JSON', async () => {
     const r = await env.ok<Q>({
       action: 'query',
       profile: 'ro',
@@ -35,16 +35,40 @@ describe('psql query', () => {
     assert.equal(r.command, 'SELECT');
     assert.deepEqual(
       r.columns.map((c) => `${c.name}:${c.type}`),
-      ['id:integer', 'name:text', 'price:numeric', 'created:date', 'tags:text[]', 'meta:jsonb', 'huge:bigint', 'small:bigint', 'b:bytea', 'iv:interval', 'p:text'],
+      [
+        'id:integer',
+        'name:text',
+        'price:numeric',
+        'created:date',
+        'tags:text[]',
+        'meta:jsonb',
+        'huge:bigint',
+        'small:bigint',
+        'b:bytea',
+        'iv:interval',
+        'p:text',
+      ],
     );
     assert.deepEqual(r.rows, [
-      { id: 7, name: 'item 7', price: '10.50', created: '2024-01-08', tags: ['a', 'b'], meta: { n: 7 }, huge: '9007199254740993', small: 5, b: '\\xdead', iv: '1 day', p: 'param' },
+      {
+        id: 7,
+        name: 'item 7',
+        price: '10.50',
+        created: '2024-01-08',
+        tags: ['a', 'b'],
+        meta: { n: 7 },
+        huge: '9007199254740993',
+        small: 5,
+        b: '\\xdead',
+        iv: '1 day',
+        p: 'param',
+      },
     ]);
     assert.equal(r.row_count, 1);
     assert.equal(r.truncated, false);
   });
 
-  test('max_rows bounds the result and sets truncated; the profile max_rows is a ceiling', async () => {
+  void test('max_rows bounds the result and sets truncated; the profile max_rows is a ceiling', async () => {
     const r = await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT id FROM items ORDER BY id', max_rows: 10 });
     assert.equal(r.rows.length, 10);
     assert.equal(r.truncated, true);
@@ -57,7 +81,7 @@ describe('psql query', () => {
     assert.equal(tiny.truncated, true);
   });
 
-  test('rows beyond the inline cap go to rows.jsonl in the artifact', async () => {
+  void test('rows beyond the inline cap go to rows.jsonl in the artifact', async () => {
     const r = await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT id, name FROM items ORDER BY id', max_bytes: 1024 });
     assert.ok(r.rows_uri, 'artifact uri present');
     assert.ok(r.rows.length < 100 && r.rows.length === r.rows_inline);
@@ -67,7 +91,7 @@ describe('psql query', () => {
     assert.deepEqual(JSON.parse(lines[99]!), { id: 100, name: 'item 100' });
   });
 
-  test('row_format arrays, repeated column names, empty results, statements without rows', async () => {
+  void test('row_format arrays, repeated column names, empty results, statements without rows', async () => {
     const a = await env.ok<{ rows: unknown[][] }>({ action: 'query', profile: 'ro', sql: 'SELECT 1 AS x, 2 AS x', row_format: 'arrays' });
     assert.deepEqual(a.rows, [[1, 2]]);
     const o = await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT 1 AS x, 2 AS x' });
@@ -79,14 +103,14 @@ describe('psql query', () => {
     assert.deepEqual(show.rows, [{ transaction_read_only: 'on' }]);
   });
 
-  test('profile_name (the seed spelling) and the hidden alias mcp_psql_manager', async () => {
+  void test('profile_name (the seed spelling) and the hidden alias mcp_psql_manager', async () => {
     const r = await env.rt.call('mcp_psql_manager', { action: 'query', profile_name: 'ro', sql: 'SELECT 41 + 1 AS answer' });
     assert.ok(r.ok);
     assert.equal(r.tool, 'psql');
     assert.deepEqual((r.result as Q).rows, [{ answer: 42 }]);
   });
 
-  test('a bad statement is INVALID_ARGUMENT with the position; an unknown table is NOT_FOUND', async () => {
+  void test('a bad statement is INVALID_ARGUMENT with the position; an unknown table is NOT_FOUND', async () => {
     const e = await env.fail({ action: 'query', profile: 'ro', sql: 'SELEC 1' });
     assert.equal(e.code, 'INVALID_ARGUMENT');
     assert.equal((e.details as { sqlstate: string }).sqlstate, '42601');
@@ -96,7 +120,7 @@ describe('psql query', () => {
     assert.deepEqual((await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT 1 AS one' })).rows, [{ one: 1 }]);
   });
 
-  test('every call is audited with its artifact (call.json)', async () => {
+  void test('every call is audited with its artifact (call.json)', async () => {
     const r = await env.call({ action: 'query', profile: 'ro', sql: 'SELECT 1' });
     const row = env.rt.services.audit.get(r.call_id);
     assert.ok(row);
@@ -110,8 +134,8 @@ describe('psql query', () => {
   });
 });
 
-describe('psql execute', () => {
-  test('refused on a read_only profile, naming the setting that allows it', async () => {
+void describe('psql execute', () => {
+  void test('refused on a read_only profile, naming the setting that allows it', async () => {
     const e = await env.fail({ action: 'execute', profile: 'ro', sql: 'DELETE FROM victims' });
     assert.equal(e.code, 'DENIED');
     assert.match(e.hint ?? '', /"mode": "read_write"/);
@@ -119,7 +143,7 @@ describe('psql execute', () => {
     assert.equal(env.pg.psql('SELECT count(*) FROM victims'), '1');
   });
 
-  test('writes on a read_write profile in a transaction, returning the row count and RETURNING rows', async () => {
+  void test('writes on a read_write profile in a transaction, returning the row count and RETURNING rows', async () => {
     env.pg.psql('CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text); ALTER TABLE notes OWNER TO writer');
     const ins = await env.ok<{ command: string; row_count: number; committed: boolean; rows?: unknown[] }>({
       action: 'execute',
@@ -131,7 +155,11 @@ describe('psql execute', () => {
     assert.equal(ins.row_count, 3);
     assert.equal(ins.committed, true);
     assert.equal(env.pg.psql('SELECT count(*) FROM notes'), '3');
-    const upd = await env.ok<{ row_count: number; rows: unknown[] }>({ action: 'execute', profile: 'rw', sql: 'UPDATE notes SET body = body || id WHERE id < 3 RETURNING id, body' });
+    const upd = await env.ok<{ row_count: number; rows: unknown[] }>({
+      action: 'execute',
+      profile: 'rw',
+      sql: 'UPDATE notes SET body = body || id WHERE id < 3 RETURNING id, body',
+    });
     assert.equal(upd.row_count, 2);
     assert.deepEqual(upd.rows, [
       { id: 1, body: 'hello1' },
@@ -139,7 +167,7 @@ describe('psql execute', () => {
     ]);
   });
 
-  test('a failing write leaves nothing behind, and so does a stacked one', async () => {
+  void test('a failing write leaves nothing behind, and so does a stacked one', async () => {
     const e = await env.fail({ action: 'execute', profile: 'rw', sql: 'INSERT INTO notes VALUES (10, $1), (1, $1)', params: ['dup'] });
     assert.equal(e.code, 'UPSTREAM_ERROR');
     assert.equal((e.details as { sqlstate: string }).sqlstate, '23505');
@@ -149,20 +177,30 @@ describe('psql execute', () => {
     assert.equal(env.pg.psql('SELECT count(*) FROM notes WHERE id = 11'), '0');
   });
 
-  test('DDL, and transaction: false for statements that cannot run in a block', async () => {
+  void test('DDL, and transaction: false for statements that cannot run in a block', async () => {
     const ddl = await env.ok<{ command: string }>({ action: 'execute', profile: 'rw', sql: 'CREATE INDEX notes_body_idx ON notes (body)' });
     assert.equal(ddl.command, 'CREATE INDEX');
     const inBlock = await env.fail({ action: 'execute', profile: 'rw', sql: 'VACUUM notes' });
     assert.equal(inBlock.code, 'INVALID_ARGUMENT');
     assert.match(inBlock.hint ?? '', /"transaction": false/);
-    const vac = await env.ok<{ command: string; committed: boolean }>({ action: 'execute', profile: 'rw', sql: 'VACUUM notes', transaction: false });
+    const vac = await env.ok<{ command: string; committed: boolean }>({
+      action: 'execute',
+      profile: 'rw',
+      sql: 'VACUUM notes',
+      transaction: false,
+    });
     assert.equal(vac.command, 'VACUUM');
     assert.equal(vac.committed, false);
-    const cic = await env.ok<{ command: string }>({ action: 'execute', profile: 'rw', sql: 'CREATE INDEX CONCURRENTLY notes_id2 ON notes (id)', transaction: false });
+    const cic = await env.ok<{ command: string }>({
+      action: 'execute',
+      profile: 'rw',
+      sql: 'CREATE INDEX CONCURRENTLY notes_id2 ON notes (id)',
+      transaction: false,
+    });
     assert.equal(cic.command, 'CREATE INDEX');
   });
 
-  test('execute asks for confirmation by default (irreversible); declined means DENIED and nothing runs', async () => {
+  void test('execute asks for confirmation by default (irreversible); declined means DENIED and nothing runs', async () => {
     const strict = await psqlEnv({ pg: env.pg, policy: {} });
     try {
       const declined = await strict.call({ action: 'execute', profile: 'rw', sql: 'DELETE FROM notes' }, { confirm: async () => false });
@@ -170,7 +208,10 @@ describe('psql execute', () => {
       if (!declined.ok) assert.equal(declined.error.code, 'DENIED');
       assert.equal(env.pg.psql('SELECT count(*) FROM notes'), '3');
       let asked = '';
-      const yes = await strict.call({ action: 'execute', profile: 'rw', sql: 'DELETE FROM notes WHERE id = 3' }, { confirm: async (req) => ((asked = req.message), true) });
+      const yes = await strict.call(
+        { action: 'execute', profile: 'rw', sql: 'DELETE FROM notes WHERE id = 3' },
+        { confirm: async (req) => ((asked = req.message), true) },
+      );
       assert.ok(yes.ok);
       assert.match(asked, /psql\.execute/);
       assert.equal(env.pg.psql('SELECT count(*) FROM notes'), '2');
@@ -180,9 +221,14 @@ describe('psql execute', () => {
   });
 });
 
-describe('psql explain, schema, profiles', () => {
-  test('explain returns the JSON plan; analyze adds actual figures', async () => {
-    const r = await env.ok<{ plan: { Plan: Record<string, unknown> } }>({ action: 'explain', profile: 'ro', sql: 'SELECT * FROM events WHERE id = $1', params: [5] });
+void describe('psql explain, schema, profiles', () => {
+  void test('explain returns the JSON plan; analyze adds actual figures', async () => {
+    const r = await env.ok<{ plan: { Plan: Record<string, unknown> } }>({
+      action: 'explain',
+      profile: 'ro',
+      sql: 'SELECT * FROM events WHERE id = $1',
+      params: [5],
+    });
     assert.equal(r.plan.Plan['Node Type'], 'Index Scan');
     const a = await env.ok<{ analyze: boolean; plan: { Plan: Record<string, unknown>; 'Execution Time': number } }>({
       action: 'explain',
@@ -195,8 +241,11 @@ describe('psql explain, schema, profiles', () => {
     assert.ok('Actual Rows' in a.plan.Plan);
   });
 
-  test('schema lists schemas and tables, and describes one table', async () => {
-    const all = await env.ok<{ schemas: { name: string }[]; tables: { schema: string; name: string; kind: string; row_estimate: number | null }[] }>({ action: 'schema', profile: 'ro' });
+  void test('schema lists schemas and tables, and describes one table', async () => {
+    const all = await env.ok<{
+      schemas: { name: string }[];
+      tables: { schema: string; name: string; kind: string; row_estimate: number | null }[];
+    }>({ action: 'schema', profile: 'ro' });
     assert.ok(all.schemas.some((s) => s.name === 'public'));
     const events = all.tables.find((t) => t.name === 'events');
     assert.equal(events?.kind, 'table');
@@ -220,14 +269,17 @@ describe('psql explain, schema, profiles', () => {
     assert.equal(nf.code, 'NOT_FOUND');
   });
 
-  test('profiles lists names, modes and hosts, never passwords', async () => {
+  void test('profiles lists names, modes and hosts, never passwords', async () => {
     const r = await env.call({ action: 'profiles' });
     assert.ok(r.ok);
     const list = (r.result as { profiles: { name: string; mode: string; host: string; user: string; database: string }[] }).profiles;
-    assert.deepEqual(
-      list.map((p) => `${p.name}:${p.mode}:${p.host}:${p.user}:${p.database}`).sort(),
-      ['fast:read_only:127.0.0.1:reader:app', 'ro:read_only:127.0.0.1:reader:app', 'rw:read_write:127.0.0.1:writer:app', 'su:read_only:127.0.0.1:postgres:app', 'tiny:read_only:127.0.0.1:reader:app'],
-    );
+    assert.deepEqual(list.map((p) => `${p.name}:${p.mode}:${p.host}:${p.user}:${p.database}`).sort(), [
+      'fast:read_only:127.0.0.1:reader:app',
+      'ro:read_only:127.0.0.1:reader:app',
+      'rw:read_write:127.0.0.1:writer:app',
+      'su:read_only:127.0.0.1:postgres:app',
+      'tiny:read_only:127.0.0.1:reader:app',
+    ]);
     const text = JSON.stringify(r) + readFileSync(join(env.rt.project.artifactsDir, 'calls', r.call_id, 'call.json'), 'utf8');
     for (const pw of Object.values(env.pg.passwords)) assert.ok(!text.includes(pw), 'no password in the reply or artifact');
   });

@@ -9,7 +9,7 @@ import { backendsRunning, eventually, psqlEnv, type PsqlEnv } from './setup.js';
 let env: PsqlEnv;
 let deadPort: number;
 
-before(async () => {
+void before(async () => {
   deadPort = await freePort();
   env = await psqlEnv();
   // broken profiles, written once the cluster's port is known
@@ -21,19 +21,22 @@ before(async () => {
       nobody: { type: 'postgres', url: '${env:UNSET_DB_URL}' },
       noplace: { type: 'postgres', host: '127.0.0.1', port: deadPort, database: 'app', user: 'reader', password: 'x' },
       nohost: { type: 'postgres', database: 'app' },
-      nodb: { type: 'postgres', url: `postgres://reader:${encodeURIComponent(env.pg.passwords.reader)}@127.0.0.1:${env.pg.port}/missing_db` },
+      nodb: {
+        type: 'postgres',
+        url: `postgres://reader:${encodeURIComponent(env.pg.passwords.reader)}@127.0.0.1:${env.pg.port}/missing_db`,
+      },
       nopw: { type: 'postgres', host: '127.0.0.1', port: env.pg.port, database: 'app', user: 'reader' },
       web: { type: 'http', base_url: 'http://127.0.0.1:1' },
     }),
   );
   env.rt.reload();
 });
-after(async () => {
+void after(async () => {
   await env?.close();
 });
 
-describe('broken profiles report clear errors', () => {
-  test('wrong password → AUTH_FAILED naming the profile, without the password', async () => {
+void describe('broken profiles report clear errors', () => {
+  void test('wrong password → AUTH_FAILED naming the profile, without the password', async () => {
     const e = await env.fail({ action: 'query', profile: 'badpw', sql: 'select 1' });
     assert.equal(e.code, 'AUTH_FAILED');
     assert.match(e.message, /badpw/);
@@ -41,33 +44,33 @@ describe('broken profiles report clear errors', () => {
     assert.doesNotMatch(JSON.stringify(e), /wrong-password/);
   });
 
-  test('no password configured → AUTH_FAILED saying how to set one', async () => {
+  void test('no password configured → AUTH_FAILED saying how to set one', async () => {
     const e = await env.fail({ action: 'query', profile: 'nopw', sql: 'select 1' });
     assert.equal(e.code, 'AUTH_FAILED');
     assert.match(e.hint ?? '', /password/);
   });
 
-  test('an unset ${env:…} reference → AUTH_FAILED with missing_credentials', async () => {
+  void test('an unset ${env:…} reference → AUTH_FAILED with missing_credentials', async () => {
     const e = await env.fail({ action: 'query', profile: 'nobody', sql: 'select 1' });
     assert.equal(e.code, 'AUTH_FAILED');
     assert.equal((e.details as { status: string }).status, 'missing_credentials');
     assert.match(e.message, /UNSET_DB_URL/);
   });
 
-  test('nothing listening → CONNECTION_FAILED (retryable)', async () => {
+  void test('nothing listening → CONNECTION_FAILED (retryable)', async () => {
     const e = await env.fail({ action: 'query', profile: 'noplace', sql: 'select 1' });
     assert.equal(e.code, 'CONNECTION_FAILED');
     assert.equal(e.retryable, true);
     assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${deadPort}`));
   });
 
-  test('a database that does not exist → CONNECTION_FAILED with a hint', async () => {
+  void test('a database that does not exist → CONNECTION_FAILED with a hint', async () => {
     const e = await env.fail({ action: 'query', profile: 'nodb', sql: 'select 1' });
     assert.equal(e.code, 'CONNECTION_FAILED');
     assert.match(e.hint ?? '', /database/);
   });
 
-  test('neither url nor host; an http profile; an unknown profile; no profile among several', async () => {
+  void test('neither url nor host; an http profile; an unknown profile; no profile among several', async () => {
     assert.equal((await env.fail({ action: 'query', profile: 'nohost', sql: 'select 1' })).code, 'CONNECTION_FAILED');
     assert.equal((await env.fail({ action: 'query', profile: 'web', sql: 'select 1' })).code, 'INVALID_ARGUMENT');
     const nf = await env.fail({ action: 'query', profile: 'nope', sql: 'select 1' });
@@ -79,7 +82,7 @@ describe('broken profiles report clear errors', () => {
     assert.equal(both.code, 'INVALID_ARGUMENT');
   });
 
-  test('profiles shows the missing reference and never a password', async () => {
+  void test('profiles shows the missing reference and never a password', async () => {
     const r = await env.ok<{ profiles: { name: string; missing_credentials?: string[] }[] }>({ action: 'profiles' });
     assert.deepEqual(r.profiles.find((p) => p.name === 'nobody')?.missing_credentials, ['env:UNSET_DB_URL']);
     assert.doesNotMatch(JSON.stringify(r), /wrong-password/);
@@ -87,17 +90,20 @@ describe('broken profiles report clear errors', () => {
   });
 });
 
-describe('connections', () => {
-  test('a lost pooled connection is replaced: the next query succeeds', async () => {
+void describe('connections', () => {
+  void test('a lost pooled connection is replaced: the next query succeeds', async () => {
     await env.ok({ action: 'query', profile: 'ro', sql: 'select 1' });
-    const killed = env.pg.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'reader' AND pid <> pg_backend_pid()`, 'postgres');
+    const killed = env.pg.psql(
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'reader' AND pid <> pg_backend_pid()`,
+      'postgres',
+    );
     assert.ok(Number(killed) >= 1);
     await new Promise((r) => setTimeout(r, 100));
     const r = await env.ok<{ rows: unknown[] }>({ action: 'query', profile: 'ro', sql: 'select 2 as two' });
     assert.deepEqual(r.rows, [{ two: 2 }]);
   });
 
-  test('a connection killed right under a read query is retried on a fresh one', async () => {
+  void test('a connection killed right under a read query is retried on a fresh one', async () => {
     await env.ok({ action: 'query', profile: 'ro', sql: 'select 1' });
     // terminate without giving the idle client time to notice
     env.pg.psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'reader'`, 'postgres');
@@ -105,7 +111,7 @@ describe('connections', () => {
     assert.deepEqual(r.rows, [{ three: 3 }]);
   });
 
-  test('client cancellation stops the statement on the server', async () => {
+  void test('client cancellation stops the statement on the server', async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 200);
     const started = Date.now();
@@ -118,24 +124,34 @@ describe('connections', () => {
     assert.ok((await env.call({ action: 'query', profile: 'ro', sql: 'select 1' })).ok);
   });
 
-  test('explain analyze past the timeout is cancelled on the server too', async () => {
-    const e = await env.fail({ action: 'explain', profile: 'ro', analyze: true, sql: "SELECT pg_sleep(60), 'marker-explain-t'", timeout_ms: 300 });
+  void test('explain analyze past the timeout is cancelled on the server too', async () => {
+    const e = await env.fail({
+      action: 'explain',
+      profile: 'ro',
+      analyze: true,
+      sql: "SELECT pg_sleep(60), 'marker-explain-t'",
+      timeout_ms: 300,
+    });
     assert.equal(e.code, 'TIMEOUT');
     assert.ok(await eventually(() => backendsRunning(env.pg, 'marker-explain-t') === 0));
   });
 
-  test('concurrent calls share the pool (pool_max) and all succeed', async () => {
-    const calls = Array.from({ length: 20 }, (_, i) => env.ok<{ rows: { v: number }[] }>({ action: 'query', profile: 'ro', sql: 'SELECT $1::int AS v, pg_sleep(0.02)', params: [i] }));
+  void test('concurrent calls share the pool (pool_max) and all succeed', async () => {
+    const calls = Array.from({ length: 20 }, (_, i) =>
+      env.ok<{ rows: { v: number }[] }>({ action: 'query', profile: 'ro', sql: 'SELECT $1::int AS v, pg_sleep(0.02)', params: [i] }),
+    );
     const results = await Promise.all(calls);
     assert.deepEqual(
       results.map((r) => r.rows[0]!.v),
       Array.from({ length: 20 }, (_, i) => i),
     );
-    const n = Number(env.pg.psql(`SELECT count(*) FROM pg_stat_activity WHERE usename = 'reader' AND application_name = 'infra'`, 'postgres'));
+    const n = Number(
+      env.pg.psql(`SELECT count(*) FROM pg_stat_activity WHERE usename = 'reader' AND application_name = 'infra'`, 'postgres'),
+    );
     assert.ok(n <= 5, `${n} connections`);
   });
 
-  test('a changed profile gets a new pool (config reload)', async () => {
+  void test('a changed profile gets a new pool (config reload)', async () => {
     const one = makeProject({ 'profiles.json': { only: { type: 'postgres', url: env.pg.url('reader'), max_rows: 2 } } });
     const rt = await createRuntime({ projectDir: one.infraDir, env: { ...process.env }, tools: NATIVE_TOOLS });
     try {
@@ -155,7 +171,7 @@ describe('connections', () => {
     }
   });
 
-  test('policy psql.allow_profiles refuses other profiles', async () => {
+  void test('policy psql.allow_profiles refuses other profiles', async () => {
     const p = await psqlEnv({ pg: env.pg, policy: { psql: { allow_profiles: ['r*'] } } });
     try {
       assert.ok((await p.call({ action: 'query', profile: 'ro', sql: 'select 1' })).ok);

@@ -12,7 +12,7 @@ let outDir: string;
 
 const BIG_ROWS = 150_000;
 
-before(async () => {
+void before(async () => {
   env = await psqlEnv();
   local = await psqlEnv({ pg: env.pg, env: { INFRA_UNSAFE_LOCAL: '1' } });
   outDir = mkdtempSync(join(tmpdir(), 'infra-export-'));
@@ -24,7 +24,7 @@ before(async () => {
      CREATE TABLE "Mixed Case" (v int); INSERT INTO "Mixed Case" VALUES (1), (2);`,
   );
 });
-after(async () => {
+void after(async () => {
   await local?.close();
   await env?.close();
   if (outDir) rmSync(outDir, { recursive: true, force: true });
@@ -40,8 +40,8 @@ interface Ex {
   source: string;
 }
 
-describe('psql export', () => {
-  test(`a ${BIG_ROWS}-row table to CSV in the artifact, streamed with flat memory`, async () => {
+void describe('psql export', () => {
+  void test(`a ${BIG_ROWS}-row table to CSV in the artifact, streamed with flat memory`, async () => {
     global.gc?.();
     const base = process.memoryUsage().rss;
     let peak = base;
@@ -61,7 +61,7 @@ describe('psql export', () => {
     assert.ok(r.preview.length <= 4096 + 200);
   });
 
-  test('CSV and JSON lines keep quotes, backslashes, newlines, control characters and unicode intact', async () => {
+  void test('CSV and JSON lines keep quotes, backslashes, newlines, control characters and unicode intact', async () => {
     const csv = await env.ok<Ex>({ action: 'export', profile: 'ro', table: 'tricky', csv_header: false });
     const expected = env.pg.psql(`COPY tricky TO STDOUT WITH (FORMAT csv)`).trim();
     assert.equal(env.artifact(csv.uri!).toString('utf8').trim(), expected);
@@ -78,7 +78,7 @@ describe('psql export', () => {
     assert.equal(jt.source, 'table public."Mixed Case"');
   });
 
-  test('a query export with a trailing semicolon, views, and errors', async () => {
+  void test('a query export with a trailing semicolon, views, and errors', async () => {
     const q = await env.ok<Ex>({ action: 'export', profile: 'ro', sql: 'SELECT id, name FROM items WHERE id <= 3 ORDER BY id;' });
     assert.equal(env.artifact(q.uri!).toString('utf8'), 'id,name\n1,item 1\n2,item 2\n3,item 3\n');
     const v = await env.ok<Ex>({ action: 'export', profile: 'ro', table: 'item_names' });
@@ -88,7 +88,7 @@ describe('psql export', () => {
     assert.equal((await env.fail({ action: 'export', profile: 'ro', table: 'items', sql: 'select 1' })).code, 'INVALID_ARGUMENT');
   });
 
-  test('to a local file_path: refused without INFRA_UNSAFE_LOCAL, written 0600 with it', async () => {
+  void test('to a local file_path: refused without INFRA_UNSAFE_LOCAL, written 0600 with it', async () => {
     const path = join(outDir, 'items.csv');
     const e = await env.fail({ action: 'export', profile: 'ro', table: 'items', file_path: path });
     assert.equal(e.code, 'DENIED');
@@ -103,8 +103,12 @@ describe('psql export', () => {
     assert.equal(statSync(path).mode & 0o777, 0o600);
   });
 
-  test('file_path inside the project .infra directory is refused (even through a relative path)', async () => {
-    for (const p of [join(local.project.infraDir, 'x.csv'), '.infra/runbooks.json', join(local.rt.project.artifactsDir, 'calls', 'x.csv')]) {
+  void test('file_path inside the project .infra directory is refused (even through a relative path)', async () => {
+    for (const p of [
+      join(local.project.infraDir, 'x.csv'),
+      '.infra/runbooks.json',
+      join(local.rt.project.artifactsDir, 'calls', 'x.csv'),
+    ]) {
       const e = await local.fail({ action: 'export', profile: 'ro', table: 'items', file_path: p });
       assert.ok(['DENIED', 'INVALID_ARGUMENT'].includes(e.code), `${p}: ${e.code}`);
     }
@@ -112,10 +116,17 @@ describe('psql export', () => {
     assert.equal(existsSync(join(local.project.infraDir, 'runbooks.json')), false);
   });
 
-  test("the seed's db.export.table example works unchanged through mcp_psql_manager and psql", async () => {
+  void test("the seed's db.export.table example works unchanged through mcp_psql_manager and psql", async () => {
     for (const tool of ['mcp_psql_manager', 'psql']) {
       const file = join(outDir, `events-${tool}.csv`);
-      const r = await local.rt.call(tool, { action: 'export', profile_name: 'ro', table: 'events', file_path: file, format: 'csv', csv_header: true });
+      const r = await local.rt.call(tool, {
+        action: 'export',
+        profile_name: 'ro',
+        table: 'events',
+        file_path: file,
+        format: 'csv',
+        csv_header: true,
+      });
       assert.ok(r.ok, JSON.stringify(r));
       const text = readFileSync(file, 'utf8');
       assert.ok(text.startsWith('id,kind,payload,at\n1,view,"payload ""1"",\n line",2024-01-01 00:00:00+00\n'));
@@ -123,7 +134,7 @@ describe('psql export', () => {
     }
   });
 
-  test('async: true runs the export as a job', async () => {
+  void test('async: true runs the export as a job', async () => {
     const r = await env.call({ action: 'export', profile: 'ro', table: 'items', async: true });
     assert.ok(r.ok && r.job_id);
     const done = await env.rt.call('jobs', { action: 'wait', job_id: r.job_id, wait_ms: 20_000 });
@@ -133,22 +144,30 @@ describe('psql export', () => {
     assert.equal(info.envelope?.result.rows, 100);
   });
 
-  test('cancelling an export stops the COPY on the server and drops the connection', async () => {
+  void test('cancelling an export stops the COPY on the server and drops the connection', async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 150);
-    const r = await env.call({ action: 'export', profile: 'ro', sql: "SELECT g, pg_sleep(0.001), 'marker-export-cancel' FROM generate_series(1, 100000) g" }, { signal: ac.signal });
+    const r = await env.call(
+      { action: 'export', profile: 'ro', sql: "SELECT g, pg_sleep(0.001), 'marker-export-cancel' FROM generate_series(1, 100000) g" },
+      { signal: ac.signal },
+    );
     assert.equal(r.ok, false);
     if (!r.ok) assert.equal(r.error.code, 'CANCELLED');
     assert.ok(await eventually(() => backendsRunning(env.pg, 'marker-export-cancel') === 0), 'the COPY is no longer running');
   });
 
-  test('an export timeout stops the COPY on the server', async () => {
-    const e = await env.fail({ action: 'export', profile: 'ro', sql: "SELECT g, pg_sleep(0.001), 'marker-export-timeout' FROM generate_series(1, 100000) g", timeout_ms: 300 });
+  void test('an export timeout stops the COPY on the server', async () => {
+    const e = await env.fail({
+      action: 'export',
+      profile: 'ro',
+      sql: "SELECT g, pg_sleep(0.001), 'marker-export-timeout' FROM generate_series(1, 100000) g",
+      timeout_ms: 300,
+    });
     assert.equal(e.code, 'TIMEOUT');
     assert.ok(await eventually(() => backendsRunning(env.pg, 'marker-export-timeout') === 0));
   });
 
-  test('params are refused for export (COPY takes none)', async () => {
+  void test('params are refused for export (COPY takes none)', async () => {
     const e = await env.call({ action: 'export', profile: 'ro', sql: 'SELECT $1::int', params: [1] });
     assert.equal(e.ok, false);
     if (!e.ok) assert.equal(e.error.code, 'INVALID_ARGUMENT');

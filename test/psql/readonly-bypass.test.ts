@@ -12,20 +12,29 @@ import { backendsRunning, eventually, psqlEnv, type PsqlEnv } from './setup.js';
  */
 let env: PsqlEnv;
 
-before(async () => {
+void before(async () => {
   env = await psqlEnv();
 });
-after(async () => {
+void after(async () => {
   await env?.close();
 });
 
 const victimsIntact = (): void => {
-  assert.equal(env.pg.psql(`SELECT count(*) || ':' || string_agg(note, ',') FROM victims`), '1:still here', 'the victims table is untouched');
+  assert.equal(
+    env.pg.psql(`SELECT count(*) || ':' || string_agg(note, ',') FROM victims`),
+    '1:still here',
+    'the victims table is untouched',
+  );
 };
 
-describe('read-only bypass attacks (reader login, read_only profile)', () => {
-  test('COMMIT; DROP TABLE (stacked statements ending the read-only transaction)', async () => {
-    for (const sql of ['COMMIT; DROP TABLE victims', 'ROLLBACK; DELETE FROM victims', 'select 1; drop table victims;', 'END; TRUNCATE victims']) {
+void describe('read-only bypass attacks (reader login, read_only profile)', () => {
+  void test('COMMIT; DROP TABLE (stacked statements ending the read-only transaction)', async () => {
+    for (const sql of [
+      'COMMIT; DROP TABLE victims',
+      'ROLLBACK; DELETE FROM victims',
+      'select 1; drop table victims;',
+      'END; TRUNCATE victims',
+    ]) {
       const e = await env.fail({ action: 'query', profile: 'ro', sql });
       assert.equal(e.code, 'INVALID_ARGUMENT', sql);
       assert.match(e.message, /multiple commands/);
@@ -33,14 +42,14 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     victimsIntact();
   });
 
-  test('COMMIT alone, then a write in the next call, still finds a read-only transaction', async () => {
+  void test('COMMIT alone, then a write in the next call, still finds a read-only transaction', async () => {
     await env.ok({ action: 'query', profile: 'ro', sql: 'COMMIT' });
     const e = await env.fail({ action: 'query', profile: 'ro', sql: 'DELETE FROM victims' });
     assert.equal(e.code, 'DENIED');
     victimsIntact();
   });
 
-  test('SET TRANSACTION READ WRITE (alone and stacked before a write)', async () => {
+  void test('SET TRANSACTION READ WRITE (alone and stacked before a write)', async () => {
     const alone = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE' });
     assert.match(alone.message, /read-write mode must be set before any query|read-only/);
     const stacked = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE; DELETE FROM victims' });
@@ -55,23 +64,33 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     victimsIntact();
   });
 
-  test('a leading comment hiding the write (-- and /* */)', async () => {
-    for (const sql of ['-- just a select\nDELETE FROM victims', '/* select */ DELETE FROM victims', '/* a */ -- b\n  UPDATE victims SET note = $1', '-- x\nCOMMIT; DROP TABLE victims']) {
+  void test('a leading comment hiding the write (-- and /* */)', async () => {
+    for (const sql of [
+      '-- just a select\nDELETE FROM victims',
+      '/* select */ DELETE FROM victims',
+      '/* a */ -- b\n  UPDATE victims SET note = $1',
+      '-- x\nCOMMIT; DROP TABLE victims',
+    ]) {
       const e = await env.fail({ action: 'query', profile: 'ro', sql, ...(sql.includes('$1') ? { params: ['pwned'] } : {}) });
       assert.ok(e.code === 'DENIED' || e.code === 'INVALID_ARGUMENT', `${sql}: ${e.code}`);
     }
     victimsIntact();
   });
 
-  test('a writable CTE (WITH d AS (DELETE … RETURNING) SELECT)', async () => {
+  void test('a writable CTE (WITH d AS (DELETE … RETURNING) SELECT)', async () => {
     const e = await env.fail({ action: 'query', profile: 'ro', sql: 'WITH d AS (DELETE FROM victims RETURNING *) SELECT * FROM d' });
     assert.equal(e.code, 'DENIED');
     assert.match(e.message, /read-only transaction/);
     victimsIntact();
   });
 
-  test('a writable CTE through explain analyze and through export', async () => {
-    const ex = await env.fail({ action: 'explain', profile: 'ro', analyze: true, sql: 'WITH d AS (DELETE FROM victims RETURNING *) SELECT * FROM d' });
+  void test('a writable CTE through explain analyze and through export', async () => {
+    const ex = await env.fail({
+      action: 'explain',
+      profile: 'ro',
+      analyze: true,
+      sql: 'WITH d AS (DELETE FROM victims RETURNING *) SELECT * FROM d',
+    });
     assert.equal(ex.code, 'DENIED');
     const ex2 = await env.fail({ action: 'explain', profile: 'ro', analyze: true, sql: 'DELETE FROM victims' });
     assert.equal(ex2.code, 'DENIED');
@@ -80,7 +99,7 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     victimsIntact();
   });
 
-  test('stacked statements and parenthesis escapes through export sql (COPY is sent as a simple query)', async () => {
+  void test('stacked statements and parenthesis escapes through export sql (COPY is sent as a simple query)', async () => {
     for (const sql of [
       'select 1; drop table victims',
       'select 1) TO STDOUT; DROP TABLE victims; COPY (select 1',
@@ -95,7 +114,7 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     victimsIntact();
   });
 
-  test('COPY … TO PROGRAM as the low-privilege login', async () => {
+  void test('COPY … TO PROGRAM as the low-privilege login', async () => {
     const marker = join(tmpdir(), `infra-pwned-${process.pid}-${Date.now()}`);
     const e = await env.fail({ action: 'query', profile: 'ro', sql: `COPY (SELECT 1) TO PROGRAM 'touch ${marker}'` });
     assert.equal(e.code, 'DENIED');
@@ -104,7 +123,7 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     assert.equal(existsSync(marker), false, 'no program ran and no server file was written');
   });
 
-  test('COPY … TO PROGRAM as a superuser login: the read_only profile refuses to run at all', async () => {
+  void test('COPY … TO PROGRAM as a superuser login: the read_only profile refuses to run at all', async () => {
     const marker = join(tmpdir(), `infra-pwned-su-${process.pid}-${Date.now()}`);
     const e = await env.fail({ action: 'query', profile: 'su', sql: `COPY (SELECT 1) TO PROGRAM 'touch ${marker}'` });
     assert.equal(e.code, 'DENIED');
@@ -118,8 +137,13 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     }
   });
 
-  test('SELECT … FROM pg_read_file(…) as the low-privilege login', async () => {
-    for (const sql of ["SELECT * FROM pg_read_file('/etc/passwd')", "SELECT pg_read_file('postgresql.conf')", "SELECT * FROM pg_ls_dir('.')", "SELECT lo_import('/etc/passwd')"]) {
+  void test('SELECT … FROM pg_read_file(…) as the low-privilege login', async () => {
+    for (const sql of [
+      "SELECT * FROM pg_read_file('/etc/passwd')",
+      "SELECT pg_read_file('postgresql.conf')",
+      "SELECT * FROM pg_ls_dir('.')",
+      "SELECT lo_import('/etc/passwd')",
+    ]) {
       const r = await env.call({ action: 'query', profile: 'ro', sql });
       assert.equal(r.ok, false, sql);
       if (!r.ok) assert.ok(['DENIED'].includes(r.error.code), `${sql}: ${r.error.code} ${r.error.message}`);
@@ -127,30 +151,39 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     }
   });
 
-  test('pg_sleep past the timeout: TIMEOUT, the statement stops on the server and the backend is gone', async () => {
+  void test('pg_sleep past the timeout: TIMEOUT, the statement stops on the server and the backend is gone', async () => {
     const started = Date.now();
-    const e = await env.fail({ action: 'query', profile: 'ro', sql: "SELECT pg_advisory_lock(4242), pg_sleep(60), 'marker-timeout-1'", timeout_ms: 400 });
+    const e = await env.fail({
+      action: 'query',
+      profile: 'ro',
+      sql: "SELECT pg_advisory_lock(4242), pg_sleep(60), 'marker-timeout-1'",
+      timeout_ms: 400,
+    });
     assert.equal(e.code, 'TIMEOUT');
     assert.ok(Date.now() - started < 3000, 'answered soon after the timeout');
     assert.ok(await eventually(() => backendsRunning(env.pg, 'marker-timeout-1') === 0), 'no backend still runs the statement');
-    assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242`, 'app'), '0', 'its session lock went with it');
+    assert.equal(
+      env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242`, 'app'),
+      '0',
+      'its session lock went with it',
+    );
   });
 
-  test('pg_sleep past the profile statement_timeout_ms: the server cancels it', async () => {
+  void test('pg_sleep past the profile statement_timeout_ms: the server cancels it', async () => {
     const e = await env.fail({ action: 'query', profile: 'fast', sql: "SELECT pg_sleep(30), 'marker-timeout-2'" });
     assert.equal(e.code, 'TIMEOUT');
     assert.match(e.hint ?? '', /statement_timeout_ms/);
     assert.equal(backendsRunning(env.pg, 'marker-timeout-2'), 0);
   });
 
-  test('a session advisory lock taken by a read query does not outlive the call', async () => {
+  void test('a session advisory lock taken by a read query does not outlive the call', async () => {
     await env.ok({ action: 'query', profile: 'ro', sql: 'SELECT pg_advisory_lock(777)' });
     assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 777`, 'app'), '0');
     await env.fail({ action: 'query', profile: 'ro', sql: 'SELECT pg_advisory_lock(778), 1/0' });
     assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 778`, 'app'), '0');
   });
 
-  test('DO blocks and PREPARE do not carry a write past the transaction', async () => {
+  void test('DO blocks and PREPARE do not carry a write past the transaction', async () => {
     const e = await env.fail({ action: 'query', profile: 'ro', sql: 'DO $$BEGIN DELETE FROM victims; END$$' });
     assert.equal(e.code, 'DENIED');
     const c = await env.fail({ action: 'query', profile: 'ro', sql: 'DO $$BEGIN COMMIT; DELETE FROM victims; END$$' });
@@ -163,15 +196,15 @@ describe('read-only bypass attacks (reader login, read_only profile)', () => {
     victimsIntact();
   });
 
-  test('nextval and other writes hidden in functions are refused by the read-only transaction', async () => {
+  void test('nextval and other writes hidden in functions are refused by the read-only transaction', async () => {
     const e = await env.fail({ action: 'query', profile: 'ro', sql: "SELECT nextval('events_id_seq')" });
     assert.equal(e.code, 'DENIED');
     assert.equal(env.pg.psql(`SELECT last_value FROM events_id_seq`), '2000');
   });
 });
 
-describe('login check of read_only profiles', () => {
-  test('dblink executable by the login: the read_only profile refuses to run', async () => {
+void describe('login check of read_only profiles', () => {
+  void test('dblink executable by the login: the read_only profile refuses to run', async () => {
     env.pg.psql('CREATE DATABASE linkdb', 'postgres');
     env.pg.psql('CREATE EXTENSION dblink', 'linkdb');
     const local = await psqlEnv({
@@ -188,7 +221,7 @@ describe('login check of read_only profiles', () => {
     }
   });
 
-  test('a member of pg_signal_backend is refused; allow_superuser: true is the human opt-out', async () => {
+  void test('a member of pg_signal_backend is refused; allow_superuser: true is the human opt-out', async () => {
     env.pg.psql(`CREATE ROLE signaller LOGIN PASSWORD 'sig-pass'; GRANT pg_read_all_data, pg_signal_backend TO signaller`, 'postgres');
     const url = `postgres://signaller:sig-pass@127.0.0.1:${env.pg.port}/app`;
     const local = await psqlEnv({
@@ -206,7 +239,7 @@ describe('login check of read_only profiles', () => {
     }
   });
 
-  test('the read_write profile may use a privileged login for execute, but its reads stay read-only', async () => {
+  void test('the read_write profile may use a privileged login for execute, but its reads stay read-only', async () => {
     const e = await env.fail({ action: 'query', profile: 'rw', sql: 'DELETE FROM victims' });
     assert.equal(e.code, 'DENIED');
     victimsIntact();

@@ -32,7 +32,15 @@ export async function psqlEnv(
     'profiles.json': {
       ro: { type: 'postgres', url: '${env:RO_URL}', mode: 'read_only' },
       su: { type: 'postgres', url: '${env:SU_URL}' },
-      rw: { type: 'postgres', host: '127.0.0.1', port: pg.port, database: 'app', user: 'writer', password: '${env:RW_PASSWORD}', mode: 'read_write' },
+      rw: {
+        type: 'postgres',
+        host: '127.0.0.1',
+        port: pg.port,
+        database: 'app',
+        user: 'writer',
+        password: '${env:RW_PASSWORD}',
+        mode: 'read_write',
+      },
       fast: { type: 'postgres', url: '${env:RO_URL}', statement_timeout_ms: 300 },
       tiny: { type: 'postgres', url: '${env:RO_URL}', max_rows: 5 },
       ...(opts.profiles ?? {}),

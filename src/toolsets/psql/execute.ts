@@ -2,7 +2,18 @@ import { z } from 'zod';
 import { defineAction } from '../../core/define-action.js';
 import { ToolError } from '../../core/errors.js';
 import type { BatchStep, StepResult } from '../../adapters/pg-batch.js';
-import { boundRows, cleanup, columnsOf, paramsArg, pickProfile, profileArgs, rowObjects, sqlArg, statementTimeout, withSession } from './common.js';
+import {
+  boundRows,
+  cleanup,
+  columnsOf,
+  paramsArg,
+  pickProfile,
+  profileArgs,
+  rowObjects,
+  sqlArg,
+  statementTimeout,
+  withSession,
+} from './common.js';
 
 export interface ExecuteResult {
   profile: string;
@@ -29,7 +40,9 @@ export const executeAction = defineAction({
     transaction: z
       .boolean()
       .default(true)
-      .describe('false runs the statement on its own, for statements that cannot run in a transaction block (VACUUM, CREATE INDEX CONCURRENTLY)'),
+      .describe(
+        'false runs the statement on its own, for statements that cannot run in a transaction block (VACUUM, CREATE INDEX CONCURRENTLY)',
+      ),
   }),
   target: (a) => a.profile ?? a.profile_name,
   gate: (a, services) => {
@@ -41,7 +54,8 @@ export const executeAction = defineAction({
       });
     }
   },
-  summarize: (r: ExecuteResult) => `${r.command ?? 'statement'}${r.row_count !== null ? ` ${r.row_count} row${r.row_count === 1 ? '' : 's'}` : ''}${r.committed ? ', committed' : ''}`,
+  summarize: (r: ExecuteResult) =>
+    `${r.command ?? 'statement'}${r.row_count !== null ? ` ${r.row_count} row${r.row_count === 1 ? '' : 's'}` : ''}${r.committed ? ', committed' : ''}`,
   handler: async (ctx, a): Promise<ExecuteResult> =>
     withSession(ctx, a, { read: false }, async (s, picked) => {
       const keep = picked.profile.max_rows;

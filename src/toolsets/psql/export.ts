@@ -35,20 +35,27 @@ export const exportAction = defineAction({
   effect: 'read',
   long: true,
   description:
-    'Stream a table or one query to CSV (with header) or JSON lines through COPY … TO STDOUT, inside a READ ONLY transaction, into the call\'s artifact (flat memory), or to a local file_path (needs INFRA_UNSAFE_LOCAL=1); async: true runs it as a job',
+    "Stream a table or one query to CSV (with header) or JSON lines through COPY … TO STDOUT, inside a READ ONLY transaction, into the call's artifact (flat memory), or to a local file_path (needs INFRA_UNSAFE_LOCAL=1); async: true runs it as a job",
   input: z.strictObject({
     ...profileArgs,
     table: tableArg.optional(),
     sql: sqlArg.optional(),
     format: z.enum(['csv', 'jsonl']).default('csv').describe('csv, or jsonl (one JSON object per row)'),
     csv_header: z.boolean().default(true).describe('First CSV line holds the column names'),
-    file_path: z.string().min(1).max(4096).optional().describe('Write to this local file instead of the artifact (INFRA_UNSAFE_LOCAL=1; not inside the project .infra directory)'),
+    file_path: z
+      .string()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe('Write to this local file instead of the artifact (INFRA_UNSAFE_LOCAL=1; not inside the project .infra directory)'),
   }),
   target: (a) => a.profile ?? a.profile_name,
   gate: (a, services) => {
     pickProfile(services, a);
     if ((a.table === undefined) === (a.sql === undefined)) {
-      throw new ToolError('INVALID_ARGUMENT', 'psql export needs exactly one of "table" or "sql"', { hint: 'e.g. {"action": "export", "table": "public.events"}' });
+      throw new ToolError('INVALID_ARGUMENT', 'psql export needs exactly one of "table" or "sql"', {
+        hint: 'e.g. {"action": "export", "table": "public.events"}',
+      });
     }
     if (a.file_path !== undefined) {
       if (!services.flags.unsafeLocal) {
@@ -69,7 +76,8 @@ export const exportAction = defineAction({
     return withSession(ctx, a, { read: true }, async (s, picked) => {
       // a long export is bounded by the call's deadline (a job's by limits.job_timeout_ms)
       const timeout = String(Math.max(1000, ctx.deadline - Date.now() + 250));
-      const opts = a.format === 'csv' ? `(FORMAT csv, HEADER ${a.csv_header ? 'true' : 'false'})` : `(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')`;
+      const opts =
+        a.format === 'csv' ? `(FORMAT csv, HEADER ${a.csv_header ? 'true' : 'false'})` : `(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')`;
       const begin = [{ text: 'BEGIN READ ONLY' }, { text: "SELECT set_config('statement_timeout', $1, true)", values: [timeout] }];
       let copyText: string;
       let source: string;
@@ -96,7 +104,12 @@ export const exportAction = defineAction({
           }
           const qualified = String(row[0]);
           source = `table ${qualified}`;
-          const from = a.format === 'jsonl' ? `(SELECT pg_catalog.row_to_json(t) FROM ${qualified} t)` : row[1] === 'r' ? qualified : `(SELECT * FROM ${qualified})`;
+          const from =
+            a.format === 'jsonl'
+              ? `(SELECT pg_catalog.row_to_json(t) FROM ${qualified} t)`
+              : row[1] === 'r'
+                ? qualified
+                : `(SELECT * FROM ${qualified})`;
           copyText = `COPY ${from} TO STDOUT WITH ${opts}`;
           // the server's own quoting made the name; parsing the COPY alone proves it is one statement
           await s.run([{ text: copyText, parseOnly: true }], ctx.signal, 'export');
@@ -121,7 +134,12 @@ export const exportAction = defineAction({
   },
 });
 
-async function copyTo(ctx: ActionContext, s: PgSession, copyText: string, filePath: string | undefined): Promise<Omit<ExportResult, 'profile' | 'source' | 'format'>> {
+async function copyTo(
+  ctx: ActionContext,
+  s: PgSession,
+  copyText: string,
+  filePath: string | undefined,
+): Promise<Omit<ExportResult, 'profile' | 'source' | 'format'>> {
   let copy: Awaited<ReturnType<PgSession['copyOut']>> | undefined;
   let progress: NodeJS.Timeout | undefined;
   let tmp: string | undefined;
@@ -132,16 +150,29 @@ async function copyTo(ctx: ActionContext, s: PgSession, copyText: string, filePa
       const meter = new Meter(PREVIEW_BYTES);
       const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 });
       const started = Date.now();
-      progress = setInterval(() => ctx.progress({ progress: meter.bytes, message: `${meter.bytes} bytes in ${Math.round((Date.now() - started) / 1000)} s` }), 1000);
+      progress = setInterval(
+        () => ctx.progress({ progress: meter.bytes, message: `${meter.bytes} bytes in ${Math.round((Date.now() - started) / 1000)} s` }),
+        1000,
+      );
       progress.unref();
       await pipeline(copy.stream, meter, out);
       await fsp.rename(tmp, filePath);
       tmp = undefined;
       return { rows: copy.rowCount(), bytes: meter.bytes, sha256: meter.sha256(), file_path: filePath, preview: meter.preview() };
     }
-    const sink = ctx.sink('rows.' + (copyText.includes("QUOTE E'") ? 'jsonl' : 'csv'), { raw: true, inlineBytes: Math.min(ctx.maxBytes, PREVIEW_BYTES) });
+    const sink = ctx.sink('rows.' + (copyText.includes("QUOTE E'") ? 'jsonl' : 'csv'), {
+      raw: true,
+      inlineBytes: Math.min(ctx.maxBytes, PREVIEW_BYTES),
+    });
     const started = Date.now();
-    progress = setInterval(() => ctx.progress({ progress: sink.bytesWritten, message: `${sink.bytesWritten} bytes in ${Math.round((Date.now() - started) / 1000)} s` }), 1000);
+    progress = setInterval(
+      () =>
+        ctx.progress({
+          progress: sink.bytesWritten,
+          message: `${sink.bytesWritten} bytes in ${Math.round((Date.now() - started) / 1000)} s`,
+        }),
+      1000,
+    );
     progress.unref();
     await pipeline(copy.stream, sink);
     const r = await sink.done();

@@ -37,7 +37,11 @@ export const profilesAction = defineAction({
     for (const [name, p] of Object.entries(postgresProfiles(services))) {
       const missing = [p.url, p.host, p.user, p.database, p.password]
         .filter((v): v is string => typeof v === 'string')
-        .flatMap((v) => parseRefs(v).filter((r) => services.secrets.lookup(r) === undefined).map(refLabel));
+        .flatMap((v) =>
+          parseRefs(v)
+            .filter((r) => services.secrets.lookup(r) === undefined)
+            .map(refLabel),
+        );
       let fromUrl: Record<string, unknown> = {};
       if (p.url && parseRefs(p.url).every((r) => services.secrets.lookup(r) !== undefined)) {
         try {
@@ -61,7 +65,19 @@ export const profilesAction = defineAction({
         max_rows: p.max_rows,
         pool_max: p.pool_max,
         allow_superuser: p.allow_superuser,
-        allowed_by_policy: !allow || allow.some((a) => a === name || (a.includes('*') && new RegExp(`^${a.split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(name))),
+        allowed_by_policy:
+          !allow ||
+          allow.some(
+            (a) =>
+              a === name ||
+              (a.includes('*') &&
+                new RegExp(
+                  `^${a
+                    .split('*')
+                    .map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+                    .join('.*')}$`,
+                ).test(name)),
+          ),
         ...(missing.length ? { missing_credentials: [...new Set(missing)] } : {}),
       });
     }

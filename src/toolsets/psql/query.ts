@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { defineAction } from '../../core/define-action.js';
-import { boundRows, columnsOf, paramsArg, pickProfile, profileArgs, rowObjects, runReadOnly, sqlArg, statementTimeout, withSession } from './common.js';
+import {
+  boundRows,
+  columnsOf,
+  paramsArg,
+  pickProfile,
+  profileArgs,
+  rowObjects,
+  runReadOnly,
+  sqlArg,
+  statementTimeout,
+  withSession,
+} from './common.js';
 
 export interface QueryResult {
   profile: string;
@@ -21,7 +32,7 @@ export const queryAction = defineAction({
   action: 'query',
   effect: 'read',
   description:
-    'Run one SQL statement inside a READ ONLY transaction (enforced by Postgres; rolled back after), with $n params, the profile\'s statement_timeout and max_rows; returns columns with types and rows',
+    "Run one SQL statement inside a READ ONLY transaction (enforced by Postgres; rolled back after), with $n params, the profile's statement_timeout and max_rows; returns columns with types and rows",
   input: z.strictObject({
     ...profileArgs,
     sql: sqlArg,
@@ -31,7 +42,8 @@ export const queryAction = defineAction({
   }),
   target: (a) => a.profile ?? a.profile_name,
   gate: (a, services) => void pickProfile(services, a),
-  summarize: (r: QueryResult) => `${r.command ?? 'statement'}: ${r.row_count} row${r.row_count === 1 ? '' : 's'}${r.truncated ? ` (truncated at max_rows ${r.max_rows})` : ''}`,
+  summarize: (r: QueryResult) =>
+    `${r.command ?? 'statement'}: ${r.row_count} row${r.row_count === 1 ? '' : 's'}${r.truncated ? ` (truncated at max_rows ${r.max_rows})` : ''}`,
   handler: async (ctx, a): Promise<QueryResult> =>
     withSession(ctx, a, { read: true }, async (s, picked) => {
       const maxRows = Math.min(a.max_rows ?? picked.profile.max_rows, picked.profile.max_rows);

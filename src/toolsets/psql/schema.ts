@@ -4,7 +4,15 @@ import { ToolError } from '../../core/errors.js';
 import { pickProfile, profileArgs, runReadOnly, statementTimeout, tableArg, withSession } from './common.js';
 
 const KINDS: Record<string, string> = { r: 'table', p: 'partitioned table', v: 'view', m: 'materialized view', f: 'foreign table' };
-const CONSTRAINTS: Record<string, string> = { p: 'primary key', u: 'unique', f: 'foreign key', c: 'check', x: 'exclusion', t: 'trigger', n: 'not null' };
+const CONSTRAINTS: Record<string, string> = {
+  p: 'primary key',
+  u: 'unique',
+  f: 'foreign key',
+  c: 'check',
+  x: 'exclusion',
+  t: 'trigger',
+  n: 'not null',
+};
 const SYSTEM = `(n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%')`;
 
 export interface SchemaResult {
@@ -13,7 +21,15 @@ export interface SchemaResult {
   tables?: { schema: string; name: string; kind: string; row_estimate: number | null; total_bytes: number }[];
   tables_truncated?: boolean;
   table?: { schema: string; name: string; kind: string; row_estimate: number | null; total_bytes: number; comment: string | null };
-  columns?: { name: string; type: string; nullable: boolean; default: string | null; identity?: string; generated?: boolean; comment?: string }[];
+  columns?: {
+    name: string;
+    type: string;
+    nullable: boolean;
+    default: string | null;
+    identity?: string;
+    generated?: boolean;
+    comment?: string;
+  }[];
   indexes?: { name: string; definition: string; unique: boolean; primary: boolean; bytes: number }[];
   constraints?: { name: string; type: string; definition: string }[];
 }
@@ -36,7 +52,9 @@ export const schemaAction = defineAction({
   target: (a) => a.profile ?? a.profile_name,
   gate: (a, services) => void pickProfile(services, a),
   summarize: (r: SchemaResult) =>
-    r.table ? `${r.table.schema}.${r.table.name}: ${r.columns?.length ?? 0} columns, ${r.indexes?.length ?? 0} indexes` : `${r.schemas?.length ?? 0} schemas, ${r.tables?.length ?? 0} tables`,
+    r.table
+      ? `${r.table.schema}.${r.table.name}: ${r.columns?.length ?? 0} columns, ${r.indexes?.length ?? 0} indexes`
+      : `${r.schemas?.length ?? 0} schemas, ${r.tables?.length ?? 0} tables`,
   handler: async (ctx, a): Promise<SchemaResult> =>
     withSession(ctx, a, { read: true }, async (s, picked) => {
       const timeout = statementTimeout(ctx, picked.profile);
@@ -95,8 +113,18 @@ export const schemaAction = defineAction({
             ...(c[5] ? { generated: true } : {}),
             ...(c[6] ? { comment: String(c[6]) } : {}),
           })),
-          indexes: idx!.rows.map((i) => ({ name: String(i[0]), definition: String(i[1]), unique: i[2] === true, primary: i[3] === true, bytes: Number(i[4]) })),
-          constraints: cons!.rows.map((c) => ({ name: String(c[0]), type: CONSTRAINTS[String(c[1])] ?? String(c[1]), definition: String(c[2]) })),
+          indexes: idx!.rows.map((i) => ({
+            name: String(i[0]),
+            definition: String(i[1]),
+            unique: i[2] === true,
+            primary: i[3] === true,
+            bytes: Number(i[4]),
+          })),
+          constraints: cons!.rows.map((c) => ({
+            name: String(c[0]),
+            type: CONSTRAINTS[String(c[1])] ?? String(c[1]),
+            definition: String(c[2]),
+          })),
         };
       }
       const [schemas, tables] = await runReadOnly(s, ctx, timeout, [
