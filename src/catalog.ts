@@ -37,6 +37,7 @@ export function defaultPolicyView(flags: Partial<EnvFlags> = {}): PolicyView {
     policy: PolicyFileSchema.parse({}),
     runbooks: {},
     capabilities: loadConfigFile('/nonexistent/capabilities.json', CapabilitiesFileSchema, issues).value,
+    servers: {},
     issues,
     policyIssue: undefined,
   };

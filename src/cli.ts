@@ -4,6 +4,7 @@ import { buildCatalog, defaultPolicyView } from './catalog.js';
 import { initProject } from './cli/init.js';
 import { clientSnippet, CLIENTS, type ClientKind } from './cli/client-config.js';
 import { runDoctor } from './cli/doctor.js';
+import { registerServersCommands } from './cli/servers-commands.js';
 import { registerSecretsCommands } from './cli/secrets-commands.js';
 import { createRuntime, type Runtime } from './exec/runtime.js';
 import type { Confirmer } from './exec/pipeline.js';
@@ -75,7 +76,9 @@ export function buildProgram(): Command {
     .argument('[args]', 'arguments as a JSON object, e.g. \'{"action":"get","key":"k"}\'')
     .action(async (tool: string, argsText: string | undefined) => {
       const args = parseJsonArg(argsText, 'args');
-      const env = await withRuntime(program, (rt) => rt.call(tool, args, { confirm: terminalConfirm, client: { name: 'infra-cli', version: VERSION } }));
+      const env = await withRuntime(program, (rt) =>
+        rt.call(tool, args, { confirm: terminalConfirm, client: { name: 'infra-cli', version: VERSION } }),
+      );
       out(JSON.stringify(env, null, 2));
       process.exitCode = env.ok ? 0 : 1;
     });
@@ -86,7 +89,9 @@ export function buildProgram(): Command {
     .argument('[dir]', 'project root', '.')
     .action((dir: string) => {
       const r = initProject(dir);
-      out(`${r.infraDir}\n  wrote: ${r.written.join(', ') || '(nothing)'}${r.kept.length ? `\n  kept existing: ${r.kept.join(', ')}` : ''}\nnext: infra doctor`);
+      out(
+        `${r.infraDir}\n  wrote: ${r.written.join(', ') || '(nothing)'}${r.kept.length ? `\n  kept existing: ${r.kept.join(', ')}` : ''}\nnext: infra doctor`,
+      );
     });
 
   const audit = program.command('audit').description('read the audit index');
@@ -102,7 +107,9 @@ export function buildProgram(): Command {
         const rows = rt.services.audit.list({ limit: Number(o.limit), tool: o.tool, status: o.status });
         if (o.json) return out(JSON.stringify(rows, null, 2));
         for (const r of rows) {
-          out(`${r.started_at}  ${r.status.padEnd(11)} ${`${r.tool}.${r.action ?? '?'}`.padEnd(22)} ${(r.target ?? '').padEnd(16)} ${r.id}  ${(r.summary ?? '').slice(0, 80)}`);
+          out(
+            `${r.started_at}  ${r.status.padEnd(11)} ${`${r.tool}.${r.action ?? '?'}`.padEnd(22)} ${(r.target ?? '').padEnd(16)} ${r.id}  ${(r.summary ?? '').slice(0, 80)}`,
+          );
         }
       });
     });
@@ -161,6 +168,7 @@ export function buildProgram(): Command {
       out(clientSnippet(o.client, { projectFlag: program.opts<{ project?: string }>().project }));
     });
 
+  registerServersCommands(program);
   return program;
 }
 

@@ -8,12 +8,14 @@ import {
   PolicyFileSchema,
   ProfilesFileSchema,
   RunbooksFileSchema,
+  ServersFileSchema,
   TargetsFileSchema,
   type CapabilitiesFile,
   type Policy,
   type Profile,
   type Runbook,
   type SshTarget,
+  type UpstreamServer,
 } from './schemas.js';
 
 export type ProjectSource = 'MCP_PROFILES_DIR' | '--project' | '.infra' | 'roots' | 'XDG_STATE_HOME';
@@ -41,6 +43,8 @@ export interface LoadedConfig {
   /** Project runbooks only (built-ins are merged by the runbook tool). */
   runbooks: Record<string, Runbook>;
   capabilities: CapabilitiesFile;
+  /** Upstream MCP servers (servers.json `mcpServers`), federated by src/federation/. */
+  servers: Record<string, UpstreamServer>;
   /** Problems found while loading; a file with an issue contributes nothing. */
   issues: ConfigIssue[];
   /** When policy.json is invalid every call is refused (fail closed) with this issue. */
@@ -143,7 +147,8 @@ export function formatZodIssues(error: z.ZodError): string {
     .slice(0, 8)
     .map((i) => {
       const path = i.path.length ? i.path.map(String).join('.') : '(top level)';
-      if (i.code === 'unrecognized_keys') return `${path}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (i.code === 'unrecognized_keys')
+        return `${path}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
       return `${path}: ${i.message}`;
     })
     .join('; ');
@@ -158,6 +163,7 @@ export function loadConfig(project: ProjectInfo, env: NodeJS.ProcessEnv = proces
   const policyFile = loadConfigFile(f('policy.json'), PolicyFileSchema, issues);
   const runbooks = loadConfigFile(f('runbooks.json', 'MCP_RUNBOOKS_PATH'), RunbooksFileSchema, issues).value;
   const capabilities = loadConfigFile(f('capabilities.json', 'MCP_CAPABILITIES_PATH'), CapabilitiesFileSchema, issues).value;
+  const servers = loadConfigFile(f('servers.json'), ServersFileSchema, issues).value.mcpServers;
   const policyIssue = policyFile.ok ? undefined : issues.find((i) => i.file.endsWith('policy.json'));
   return {
     targets: withoutSchemaKey(targets) as Record<string, SshTarget>,
@@ -165,6 +171,7 @@ export function loadConfig(project: ProjectInfo, env: NodeJS.ProcessEnv = proces
     policy: policyFile.value,
     runbooks: withoutSchemaKey(runbooks) as Record<string, Runbook>,
     capabilities,
+    servers,
     issues,
     policyIssue,
   };

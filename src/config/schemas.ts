@@ -200,6 +200,71 @@ export const CapabilitiesFileSchema = z.strictObject({
   capabilities: z.record(z.string(), CapabilitySchema).default({}),
 });
 
+// servers.json (federation, src/federation/): the `mcpServers` shape clients use, plus governance
+const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*$/;
+
+export const UpstreamServerSchema = z
+  .strictObject({
+    description: z.string().optional(),
+    enabled: z.boolean().default(true).describe('false stops the server and hides all its tools'),
+    command: z.string().min(1).optional().describe('stdio: the executable to start (argv, no shell)'),
+    args: z.array(z.string()).default([]),
+    env: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('stdio: environment of the child; ${env:…}/${secret:…} references resolve for this server only'),
+    cwd: z.string().optional().describe('stdio: working directory (relative to the project root; ~ expanded)'),
+    url: z.string().url().optional().describe('remote: the server endpoint'),
+    transport: z.enum(['stdio', 'http', 'sse']).optional().describe('remote: "http" (streamable HTTP, the default) or "sse"'),
+    type: z.enum(['stdio', 'http', 'sse']).optional().describe('accepted as the spelling some clients use for `transport`'),
+    headers: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('remote: request headers; ${env:…}/${secret:…} references resolve for this server only'),
+    tools: z
+      .strictObject({
+        allow: z.array(z.string()).default([]).describe('globs of upstream tool names to expose (none by default)'),
+        deny: z.array(z.string()).default([]).describe('globs of upstream tool names never exposed (deny wins)'),
+      })
+      .default({ allow: [], deny: [] }),
+    timeout_ms: z.number().int().min(1).optional().describe('bound on each call to this server (default limits.default_timeout_ms)'),
+    inherit_env: z
+      .union([z.boolean(), z.array(z.string())])
+      .default(false)
+      .describe('stdio: false gives the child only PATH, HOME and `env`; a list passes those variables too; true passes all of infra\'s'),
+    start: z.enum(['lazy', 'startup']).default('lazy').describe('lazy starts the server at its first call; startup when infra starts'),
+  })
+  .superRefine((s, ctx) => {
+    const kind = s.transport ?? s.type;
+    if (s.transport && s.type && s.transport !== s.type)
+      ctx.addIssue({ code: 'custom', message: '"transport" and "type" disagree; keep one', path: ['type'] });
+    if (!s.command === !s.url)
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of "command" (stdio) or "url" (http/sse)', path: ['command'] });
+    if (s.command && kind && kind !== 'stdio')
+      ctx.addIssue({ code: 'custom', message: `"command" starts a stdio server; "${kind}" needs "url"`, path: ['transport'] });
+    if (s.url && kind === 'stdio') ctx.addIssue({ code: 'custom', message: 'a stdio server needs "command", not "url"', path: ['url'] });
+    if (s.url && (s.args.length || Object.keys(s.env).length || s.cwd || s.inherit_env !== false))
+      ctx.addIssue({ code: 'custom', message: '"args", "env", "cwd" and "inherit_env" apply to stdio servers only', path: ['url'] });
+    if (s.command && Object.keys(s.headers).length)
+      ctx.addIssue({ code: 'custom', message: '"headers" apply to remote (url) servers only', path: ['headers'] });
+  })
+  .describe('An upstream MCP server governed by infra');
+
+export const ServersFileSchema = z
+  .strictObject({
+    ...schemaKey,
+    mcpServers: z
+      .record(
+        z
+          .string()
+          .max(60)
+          .regex(SERVER_NAME, 'server names use letters, digits, "-" and single "_" (tools appear as <server>__<tool>)'),
+        UpstreamServerSchema,
+      )
+      .default({}),
+  })
+  .describe('servers.json: upstream MCP servers federated behind infra');
+
 export type SshTarget = z.output<typeof SshTargetSchema>;
 export type PostgresProfile = z.output<typeof PostgresProfileSchema>;
 export type HttpProfile = z.output<typeof HttpProfileSchema>;
@@ -209,6 +274,7 @@ export type Limits = z.output<typeof LimitsSchema>;
 export type Runbook = z.output<typeof RunbookSchema>;
 export type Capability = z.output<typeof CapabilitySchema>;
 export type CapabilitiesFile = z.output<typeof CapabilitiesFileSchema>;
+export type UpstreamServer = z.output<typeof UpstreamServerSchema>;
 
 /** Every config file with its schema, for loading and for schemas/ generation. */
 export const CONFIG_FILES = {
@@ -217,4 +283,5 @@ export const CONFIG_FILES = {
   'policy.json': PolicyFileSchema,
   'runbooks.json': RunbooksFileSchema,
   'capabilities.json': CapabilitiesFileSchema,
+  'servers.json': ServersFileSchema,
 } as const;

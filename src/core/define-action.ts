@@ -167,6 +167,32 @@ export interface ToolDef {
   actions: ActionDef<z.ZodObject, unknown>[];
   /** Only `local` and similar: hidden and refused unless this returns true. */
   enabledBy?: (services: Pick<Services, 'flags' | 'config'>) => boolean;
+  /**
+   * A federated upstream tool (src/federation): raw JSON Schema arguments instead of zod
+   * actions (`actions` is empty). The pipeline validates with `validate`, applies policy and
+   * `refusal`, and runs `action.handler` like any other call.
+   */
+  upstream?: UpstreamToolSpec;
+}
+
+/** What the pipeline and tools/list need to know about one upstream tool. */
+export interface UpstreamToolSpec {
+  server: string;
+  /** The tool's name on the upstream server. */
+  tool: string;
+  /** The upstream inputSchema, sanitized for listing (a plain `type: object`). */
+  inputSchema: Record<string, unknown>;
+  annotations?: Record<string, unknown> | undefined;
+  /** readOnlyHint true → read; destructiveHint true → irreversible; anything else → write. */
+  effect: Effect;
+  /** Per-server call bound (servers.json timeout_ms); policy's default otherwise. */
+  timeoutMs?: number | undefined;
+  /** An error message when the arguments do not satisfy the upstream inputSchema. */
+  validate(args: Record<string, unknown>): string | undefined;
+  /** Why the tool is hidden and refused now (not allowed, pending approval, changed, …). */
+  refusal(): { code: 'DENIED' | 'AUTH_FAILED'; message: string; hint: string } | undefined;
+  /** The synthetic action (`call`) the pipeline runs: policy view, handler, summary. */
+  action: ActionDef<z.ZodObject, unknown>;
 }
 
 export function defineTool(def: ToolDef): ToolDef {

@@ -12,6 +12,7 @@ import {
   type SinkOptions,
   type SinkResult,
   type ToolDef,
+  type UpstreamToolSpec,
 } from '../core/define-action.js';
 import type { Envelope, ErrorEnvelope, OkEnvelope, TruncationInfo } from '../core/envelope.js';
 import { isToolError, ToolError, type ErrorCode } from '../core/errors.js';
@@ -119,6 +120,8 @@ export class Pipeline {
         String(name).slice(0, 100),
       );
     }
+    // a federated upstream tool takes its own raw-schema arguments, without `action`
+    if (reg.tool.upstream) return this.callUpstream(callId, startedAt, reg.tool, reg.tool.upstream, rawArgs, opts);
     if (!argsObj) {
       return refuse(
         'invalid',
@@ -279,6 +282,116 @@ export class Pipeline {
     return run();
   }
 
+  /**
+   * Federated upstream tools (src/federation): the same steps in the same order — policy and
+   * the tool's own refusal (allow/deny, approval pins), raw JSON Schema validation, confirm,
+   * audit row, handler with signal and deadline, call.json, audit close — with the arguments
+   * passed through untouched (they belong to the upstream tool, `timeout_ms` included).
+   */
+  private async callUpstream(
+    callId: string,
+    startedAt: number,
+    tool: ToolDef,
+    up: UpstreamToolSpec,
+    rawArgs: unknown,
+    opts: CallOptions,
+  ): Promise<Envelope> {
+    const services = this.services;
+    const def = up.action;
+    const action = def.action;
+    const refuse = (status: AuditStatus, err: ToolError): Promise<Envelope> =>
+      this.recordRefusal(callId, startedAt, tool.name, action, rawArgs, status, err, opts);
+    const denied = actionRefusal(tool, def, up.effect, services) ?? up.refusal();
+    if (denied) {
+      const code: ErrorCode = (denied as { code?: ErrorCode }).code ?? 'DENIED';
+      return refuse(code === 'DENIED' ? 'denied' : 'error', new ToolError(code, denied.message, { hint: denied.hint }));
+    }
+    if (!rawArgs || typeof rawArgs !== 'object' || Array.isArray(rawArgs)) {
+      return refuse('invalid', new ToolError('INVALID_ARGUMENT', `arguments of ${tool.name} must be a JSON object`));
+    }
+    const args = rawArgs as Record<string, unknown>;
+    const invalid = up.validate(args);
+    if (invalid) {
+      return refuse(
+        'invalid',
+        new ToolError('INVALID_ARGUMENT', `invalid arguments for ${tool.name}: ${invalid}`, {
+          hint: `tools/list shows the inputSchema of ${tool.name}`,
+        }),
+      );
+    }
+    let confirmed = opts.preconfirmed === true;
+    if (!confirmed && needsConfirm(tool.name, action, up.effect, services)) {
+      const key = `${tool.name}.${action}`;
+      const ok = opts.confirm
+        ? await opts
+            .confirm({
+              tool: tool.name,
+              action,
+              key,
+              message: confirmMessage(tool.name, action, up.effect, up.server, args),
+              args: services.redactor.redactValue(args),
+            })
+            .catch(() => false)
+        : false;
+      if (!ok) {
+        return refuse(
+          'denied',
+          new ToolError('DENIED', `${tool.name} needs the user's confirmation, which was declined or not possible`, {
+            hint: `a human can allow it without asking by setting "confirm": { "${tool.name}": false } in policy.json`,
+            details: { confirm_key: tool.name },
+          }),
+        );
+      }
+      confirmed = true;
+    }
+    const limits = services.config.policy.limits;
+    let deadline = startedAt + (up.timeoutMs ?? opts.timeoutMs ?? limits.default_timeout_ms);
+    if (opts.deadline !== undefined) deadline = Math.min(deadline, opts.deadline);
+    const redactedArgs = services.redactor.redactValue(args);
+    try {
+      services.audit.open({
+        id: callId,
+        parent_id: opts.parentId,
+        started_at: new Date(startedAt).toISOString(),
+        tool: tool.name,
+        action,
+        target: up.server,
+        args: clampJson(redactedArgs),
+        artifact: callUri(callId),
+        client_name: opts.client?.name,
+        client_version: opts.client?.version,
+      });
+    } catch (e) {
+      services.log.error('audit row could not be opened; refusing the call', { error: (e as Error).message });
+      return {
+        ok: false,
+        call_id: callId,
+        error: { code: 'INTERNAL', message: `the audit index could not record this call: ${(e as Error).message}`, retryable: true },
+      };
+    }
+    const controller = new AbortController();
+    if (opts.signal) {
+      if (opts.signal.aborted) controller.abort(cancelled());
+      else opts.signal.addEventListener('abort', () => controller.abort(reasonOf(opts.signal!)), { once: true });
+    }
+    return this.runHandler({
+      callId,
+      startedAt,
+      toolName: tool.name,
+      action,
+      def,
+      args,
+      redactedArgs,
+      target: up.server,
+      effect: up.effect,
+      maxBytes: limits.inline_max_bytes,
+      deadline,
+      controller,
+      opts: { ...opts, preconfirmed: confirmed },
+      jobId: undefined,
+    });
+  }
+
   private async runHandler(c: {
     callId: string;
     startedAt: number;
@@ -387,7 +500,17 @@ export class Pipeline {
           error: services.redactor.redact(String((e as Error)?.stack ?? e)),
         });
       status = statusFor(err.code);
-      for (const s of sinks) if (!s.writableFinished) s.destroy();
+      // unfinished streams are abandoned before call.json is written: their temp files are
+      // gone (and their space free again when the disk filled up). Streams the handler did
+      // finish (output up to a lost connection) stay, listed in call.json as incomplete.
+      const kept = await Promise.all(
+        sinks.map(async (s) => {
+          if (s.writableEnded && !s.destroyed) return s.done().catch(() => undefined);
+          await s.discard();
+          return undefined;
+        }),
+      );
+      sinkResults = kept.filter((r): r is SinkResult => r !== undefined);
       envelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, err, services);
     } finally {
       clearTimeout(timer);
@@ -430,6 +553,7 @@ export class Pipeline {
               sha256: r.sha256,
               uri: r.uri,
               artifact_limited: r.artifact_limited,
+              ...(envelope.ok ? {} : { incomplete: true }),
             })),
             envelope,
           },

@@ -7,6 +7,7 @@ import type { Logger, ToolDef } from '../core/define-action.js';
 import type { Envelope } from '../core/envelope.js';
 import type { Closeable, EnvFlags, Services } from '../core/services.js';
 import { loadConfig, projectAt, resolveProject, type LoadedConfig, type ProjectInfo } from '../config/load.js';
+import { Federation, keepLastGood, type ServerStatus } from '../federation/index.js';
 import { SecretResolver, stringsIn } from '../config/secret-refs.js';
 import { readFlags } from '../policy/policy.js';
 import { SECRET_STORE_KEY, SecretStore } from '../secrets/store.js';
@@ -26,6 +27,8 @@ export interface RuntimeOptions {
   cwd?: string | undefined;
   tools?: readonly ToolDef[] | undefined;
   logListeners?: LogListener[] | undefined;
+  /** Start servers.json servers marked `start: "startup"` (the stdio server; not one-shot CLI commands). */
+  startUpstreams?: boolean | undefined;
 }
 
 class ServicesImpl implements Services {
@@ -75,8 +78,16 @@ export interface Runtime {
   readonly pipeline: Pipeline;
   readonly project: ProjectInfo;
   call(tool: string, args: Record<string, unknown>, opts?: CallOptions): Promise<Envelope>;
-  /** Re-reads the config files (policy.json included); an invalid policy refuses every call. */
-  reload(): LoadedConfig;
+  /**
+   * Re-reads the config files (policy.json included); an invalid policy refuses every call.
+   * With `keepLastGood` (the config watcher), a file that turned invalid keeps its last good
+   * contents. servers.json changes restart only the upstream servers that changed.
+   */
+  reload(opts?: { keepLastGood?: boolean }): LoadedConfig;
+  /** Upstream MCP servers of servers.json (src/federation). */
+  readonly federation: Federation;
+  /** Status of every upstream server, for preflight and doctor. */
+  serverStatuses(): ServerStatus[];
   close(): Promise<void>;
 }
 
@@ -119,6 +130,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   configRef.current = () => services.config;
   services.shared(SECRET_STORE_KEY, () => secretStore);
   const pipeline = new Pipeline(services, tools, TOOL_ALIASES);
+  const federation = new Federation({ services, pipeline, db, env, startUpstreams: opts.startUpstreams ?? false });
+  federation.configure(config.servers);
   let closed = false;
 
   return {
@@ -126,16 +139,21 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     pipeline,
     project,
     call: (tool, args, callOpts) => pipeline.call(tool, args, callOpts),
-    reload: () => {
-      const next = loadConfig(project, env);
+    federation,
+    serverStatuses: () => federation.statuses(),
+    reload: (reloadOpts) => {
+      let next = loadConfig(project, env);
+      if (reloadOpts?.keepLastGood) next = keepLastGood(services.currentConfig, next, log);
       registerConfigSecrets(secrets, next);
       services.currentConfig = next;
+      federation.configure(next.servers);
       return next;
     },
     close: async () => {
       if (closed) return;
       closed = true;
       await jobs.shutdown();
+      await federation.close();
       await services.closeResources();
       db.close();
     },
@@ -145,4 +163,5 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
 function registerConfigSecrets(secrets: SecretResolver, config: LoadedConfig): void {
   secrets.registerAll(stringsIn(config.targets));
   secrets.registerAll(stringsIn(config.profiles));
+  secrets.registerAll(stringsIn(config.servers));
 }

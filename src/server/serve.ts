@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { fallbackProject, projectAt, resolveProject, type ProjectInfo } from '../config/load.js';
 import { createRuntime, type Runtime } from '../exec/runtime.js';
+import { watchConfig } from '../federation/index.js';
 import { createServer } from './create-server.js';
 
 export interface ServeOptions {
@@ -21,6 +22,7 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
   const env = opts.env ?? process.env;
   const found = resolveProject({ env, cwd: process.cwd(), projectFlag: opts.projectFlag });
   let runtimePromise: Promise<Runtime> | undefined;
+  let configWatch: { close(): void } | undefined;
   let resolveDeferred: ((p: ProjectInfo) => void) | undefined;
   const projectPromise: Promise<ProjectInfo> =
     found.source === 'XDG_STATE_HOME'
@@ -31,8 +33,20 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
 
   const getRuntime = (): Promise<Runtime> => {
     runtimePromise ??= projectPromise.then(async (project) => {
-      const rt = await createRuntime({ project, env, logListeners: [logToClient] });
+      const rt = await createRuntime({ project, env, logListeners: [logToClient], startUpstreams: true });
       rt.services.log.info('infra serving', { project: project.dir, found_by: project.source, artifacts: project.artifactsDir });
+      // upstream tool lists and config edits change what tools/list shows (src/federation)
+      const toolsChanged = (): void => (server as typeof server & { toolsChanged?: () => void }).toolsChanged?.();
+      rt.federation.onToolsChanged(toolsChanged);
+      configWatch = watchConfig(
+        project.dir,
+        () => {
+          rt.reload({ keepLastGood: true });
+          rt.services.log.info('config reloaded', { project: project.dir });
+          toolsChanged();
+        },
+        rt.services.log,
+      );
       return rt;
     });
     return runtimePromise;
@@ -42,7 +56,11 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
   const logToClient = (level: string, msg: string, fields?: Record<string, unknown>): void => {
     if (level === 'debug') return;
     void server
-      .sendLoggingMessage({ level: level === 'warn' ? 'warning' : (level as 'info' | 'error'), logger: 'infra', data: fields ? { msg, ...fields } : msg })
+      .sendLoggingMessage({
+        level: level === 'warn' ? 'warning' : (level as 'info' | 'error'),
+        logger: 'infra',
+        data: fields ? { msg, ...fields } : msg,
+      })
       .catch(() => undefined);
   };
 
@@ -76,6 +94,7 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    configWatch?.close();
     try {
       if (runtimePromise) await (await runtimePromise).close();
     } catch {
@@ -88,8 +107,9 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
   process.stdin.on('end', () => void stop(0));
   transport.onclose = () => void stop(0);
   await server.connect(transport);
-  if (!resolveDeferred) void getRuntime().catch((e: unknown) => {
-    process.stderr.write(`infra: could not start: ${(e as Error).message}\n`);
-    void stop(1);
-  });
+  if (!resolveDeferred)
+    void getRuntime().catch((e: unknown) => {
+      process.stderr.write(`infra: could not start: ${(e as Error).message}\n`);
+      void stop(1);
+    });
 }

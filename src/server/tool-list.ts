@@ -1,5 +1,5 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { EFFECT_RANK, type Effect, type ToolDef } from '../core/define-action.js';
+import { EFFECT_RANK, type Effect, type ToolDef, type UpstreamToolSpec } from '../core/define-action.js';
 import { OUTPUT_SCHEMA, toolInputSchema } from '../exec/schemas.js';
 import { actionRefusal, listingEffect, type PolicyView } from '../policy/policy.js';
 
@@ -13,6 +13,11 @@ const OPEN_WORLD = new Set(['ssh', 'http', 'psql', 'repo', 'runbook', 'local']);
 export function listTools(tools: readonly ToolDef[], services: PolicyView): Tool[] {
   const out: Tool[] = [];
   for (const tool of tools) {
+    if (tool.upstream) {
+      const listed = upstreamListing(tool, tool.upstream, services);
+      if (listed) out.push(listed);
+      continue;
+    }
     const visible = tool.actions.filter((def) => !actionRefusal(tool, def, listingEffect(def), services));
     if (visible.length === 0) continue;
     let worst: Effect = 'read';
@@ -38,4 +43,20 @@ export function listTools(tools: readonly ToolDef[], services: PolicyView): Tool
     });
   }
   return out;
+}
+
+/**
+ * A federated tool is listed with its own (sanitized) inputSchema and annotations, when policy,
+ * the server's allow/deny globs and its approval pin all leave it visible.
+ */
+function upstreamListing(tool: ToolDef, up: UpstreamToolSpec, services: PolicyView): Tool | undefined {
+  if (actionRefusal(tool, up.action, up.effect, services) || up.refusal()) return undefined;
+  return {
+    name: tool.name,
+    ...(tool.title ? { title: tool.title } : {}),
+    description: tool.description,
+    inputSchema: up.inputSchema as Tool['inputSchema'],
+    outputSchema: OUTPUT_SCHEMA as Tool['outputSchema'],
+    ...(up.annotations ? { annotations: up.annotations } : {}),
+  };
 }
