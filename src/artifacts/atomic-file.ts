@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, writeFileSync, renameSync } from 'node:fs';
+import { promises as fsp, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** A temp name next to `path`, hidden and recognisable as partial. */
@@ -13,12 +13,27 @@ export function tempNameFor(path: string): string {
 /** Writes to a temp name and renames, mode 0600 (no fsync: not on the hot path, DESIGN §6). */
 export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
   const tmp = tempNameFor(path);
-  await fsp.writeFile(tmp, data, { mode: 0o600 });
-  await fsp.rename(tmp, path);
+  try {
+    await fsp.writeFile(tmp, data, { mode: 0o600 });
+    await fsp.rename(tmp, path);
+  } catch (e) {
+    // a failed write (ENOSPC) leaves no temp file taking space
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
 }
 
 export function writeFileAtomicSync(path: string, data: string | Buffer): void {
   const tmp = tempNameFor(path);
-  writeFileSync(tmp, data, { mode: 0o600 });
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, data, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      /* nothing to remove */
+    }
+    throw e;
+  }
 }

@@ -186,12 +186,28 @@ export class BoundedSink extends Writable implements Sink {
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     if (err) this.finishedReject(err);
-    if (this.file) {
-      this.file.destroy();
-      // leave no half-written file behind under the final name
-      fsp.rm(this.tmpPath, { force: true }).catch(() => undefined);
-    }
-    cb(err);
+    const file = this.file;
+    if (!file) return cb(err);
+    // leave no half-written file behind under the final name; 'close' waits until the temp
+    // file is closed and gone, so its space is free again (a full disk: call.json needs it)
+    const remove = (): void => {
+      fsp
+        .rm(this.tmpPath, { force: true })
+        .catch(() => undefined)
+        .finally(() => cb(err));
+    };
+    if (file.closed) return remove();
+    file.once('close', remove);
+    file.destroy();
+  }
+
+  /** Abandons an unfinished stream: destroys it and resolves once its temp file is removed. */
+  discard(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.once('close', () => resolve());
+      if (!this.destroyed) this.destroy();
+    });
   }
 
   done(): Promise<SinkResult> {
