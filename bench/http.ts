@@ -1,16 +1,27 @@
 /**
- * http tool latency on a warm origin, in one run (issue 5):
- *   raw      – undici request on a keep-alive Pool (the floor for the HTTP part)
- *   sdk      – a bare MCP SDK round trip (low-level Server, trivial tool, in-memory transport)
- *   rt.call  – http.request through the pipeline (validation, policy, audit row, artifacts)
- *   mcp      – the same through infra's MCP server and an SDK Client (in-memory transport)
- * Target: mcp p50 ≤ 1.5 × (raw p50 + sdk p50).
+ * http tool latency on a warm origin, all in one run (issue 5). A small GET (12-byte text body)
+ * against a local server, measured as:
+ *   raw undici         undici request on a keep-alive Pool: the floor for the HTTP part
+ *   bare SDK (mem)     a bare MCP SDK round trip: low-level Server, trivial tool, in-memory pair
+ *   bare SDK (stdio)   the same bare server spawned and spoken to over stdio
+ *   infra rt.call      http.request through the pipeline in-process (validation, policy,
+ *                      audit row, body artifact, call.json)
+ *   state.get          a trivial call through the same pipeline: what every call pays
+ *   infra MCP (mem)    through infra's MCP server and an SDK Client on an in-memory pair
+ *   infra MCP (stdio)  the bundled server (esbuild, like dist/cli.js) spawned as a client would
+ * Target (issue 5): infra p50 ≤ 1.5 × (raw p50 + bare SDK p50), per transport. Rounds
+ * interleave the variants so background load hits all of them alike.
  *
- * Run: node --import tsx bench/http.ts [iterations]
+ * Run: node --import tsx bench/http.ts [iterations-per-round] [rounds]
  */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Pool } from 'undici';
 import { createRuntime } from '../src/exec/runtime.js';
@@ -18,96 +29,135 @@ import { createServer } from '../src/server/create-server.js';
 import { startHttpServer } from '../test/fixtures/http-server.js';
 import { makeProject } from '../test/helpers/project.js';
 
-const N = Number(process.argv[2] ?? 2000);
-const WARM = Math.min(200, Math.ceil(N / 5));
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..');
 
-interface Stats {
-  p50: number;
-  p95: number;
-  mean: number;
-}
-
-async function measure(name: string, fn: () => Promise<void>): Promise<Stats> {
-  for (let i = 0; i < WARM; i++) await fn();
-  const t: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const s = performance.now();
-    await fn();
-    t.push(performance.now() - s);
-  }
-  t.sort((a, b) => a - b);
-  const at = (q: number): number => t[Math.min(t.length - 1, Math.floor(q * t.length))]!;
-  const st = { p50: at(0.5), p95: at(0.95), mean: t.reduce((a, b) => a + b, 0) / t.length };
-  process.stdout.write(`${name.padEnd(34)} p50 ${st.p50.toFixed(3)} ms   p95 ${st.p95.toFixed(3)} ms   mean ${st.mean.toFixed(3)} ms\n`);
-  return st;
-}
-
-async function bareSdk(): Promise<{ client: Client; close: () => Promise<void> }> {
+function bareServer(): Server {
   const server = new Server({ name: 'bare', version: '0' }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, async () => ({
     tools: [{ name: 'ping', description: 'ping', inputSchema: { type: 'object', properties: {} } }],
   }));
   server.setRequestHandler(CallToolRequestSchema, async () => ({ content: [{ type: 'text', text: 'pong' }] }));
-  const [a, b] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: 'bench', version: '0' });
-  await Promise.all([server.connect(a), client.connect(b)]);
-  return { client, close: async () => void (await client.close(), await server.close()) };
+  return server;
+}
+
+if (process.argv[2] === '--bare-stdio-server') {
+  await bareServer().connect(new StdioServerTransport());
+} else {
+  await main();
+}
+
+type Fn = () => Promise<void>;
+
+function stats(t: number[]): { p50: number; p95: number } {
+  const s = [...t].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return { p50: at(0.5), p95: at(0.95) };
 }
 
 async function main(): Promise<void> {
+  const N = Number(process.argv[2] ?? 500);
+  const ROUNDS = Number(process.argv[3] ?? 4);
   const srv = await startHttpServer();
   const url = `${srv.url}/text`;
   const project = makeProject({ 'profiles.json': { api: { type: 'http', base_url: srv.url } } });
-  const rt = await createRuntime({ projectDir: project.infraDir, env: { ...process.env, INFRA_LOG_LEVEL: 'warn' } });
-  process.stdout.write(`http bench: GET ${url} (12-byte text body), ${N} iterations after ${WARM} warm-up, node ${process.version}\n`);
+  const env = { ...process.env, INFRA_LOG_LEVEL: 'warn' };
+  const rt = await createRuntime({ projectDir: project.infraDir, env });
+
+  // the server as clients run it: one bundled file (tools/build.mjs), into bench/out/
+  const { bundle } = (await import(join(ROOT, 'tools', 'build.mjs'))) as { bundle: (o: { outfile: string }) => Promise<string> };
+  mkdirSync(join(HERE, 'out'), { recursive: true });
+  const cli = await bundle({ outfile: join(HERE, 'out', 'infra-bench-cli.js') });
 
   const pool = new Pool(srv.url, { connections: 4, keepAliveTimeout: 30_000 });
-  const raw = await measure('raw undici (keep-alive Pool)', async () => {
-    const r = await pool.request({ path: '/text', method: 'GET' });
-    await r.body.text();
-  });
-
-  const bare = await bareSdk();
-  const sdk = await measure('bare SDK round trip (in-memory)', async () => {
-    await bare.client.callTool({ name: 'ping', arguments: {} });
-  });
-
-  const viaRt = await measure('infra rt.call http.request', async () => {
-    const e = await rt.call('http', { action: 'request', url });
-    if (!e.ok) throw new Error(JSON.stringify(e.error));
-  });
-
-  const mcpServer = createServer(async () => rt);
-  const [a, b] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: 'bench', version: '0' });
-  await Promise.all([mcpServer.connect(a), client.connect(b)]);
-  await client.listTools();
-  const viaMcp = await measure('infra over MCP (in-memory Client)', async () => {
-    const r = await client.callTool({ name: 'http', arguments: { action: 'request', url } });
-    if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
-  });
-
-  const floor = raw.p50 + sdk.p50;
-  process.stdout.write(
-    [
-      ``,
-      `overhead of the pipeline   rt.call p50 − raw p50 = ${(viaRt.p50 - raw.p50).toFixed(3)} ms  (ratio ${(viaRt.p50 / raw.p50).toFixed(2)}× raw)`,
-      `target: mcp p50 ≤ 1.5 × (raw p50 + sdk p50) = 1.5 × ${floor.toFixed(3)} = ${(1.5 * floor).toFixed(3)} ms`,
-      `result: mcp p50 ${viaMcp.p50.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (raw + sdk)  → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'} target`,
-      ``,
-    ].join('\n'),
+  const memBare = new Client({ name: 'bench', version: '0' });
+  {
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await Promise.all([bareServer().connect(a), memBare.connect(b)]);
+  }
+  const stdioBare = new Client({ name: 'bench', version: '0' });
+  await stdioBare.connect(
+    new StdioClientTransport({ command: process.execPath, args: ['--import', 'tsx', fileURLToPath(import.meta.url), '--bare-stdio-server'], cwd: ROOT, stderr: 'inherit' }),
   );
+  const memInfra = new Client({ name: 'bench', version: '0' });
+  {
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await Promise.all([createServer(async () => rt).connect(a), memInfra.connect(b)]);
+  }
+  const stdioInfra = new Client({ name: 'bench', version: '0' });
+  await stdioInfra.connect(
+    new StdioClientTransport({ command: process.execPath, args: [cli], env: { ...env, MCP_PROFILES_DIR: project.infraDir } as Record<string, string>, cwd: '/', stderr: 'inherit' }),
+  );
+  await rt.call('state', { action: 'set', key: 'bench', value: 1 });
+  await memInfra.listTools();
+  await stdioInfra.listTools();
 
-  await client.close();
-  await mcpServer.close();
-  await bare.close();
+  const call = (c: Client): Fn => async () => {
+    const r = await c.callTool({ name: 'http', arguments: { action: 'request', url } });
+    if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+  };
+  const variants: [string, Fn][] = [
+    ['raw undici (keep-alive Pool)', async () => void (await (await pool.request({ path: '/text', method: 'GET' })).body.text())],
+    ['bare SDK round trip (mem)', async () => void (await memBare.callTool({ name: 'ping', arguments: {} }))],
+    ['bare SDK round trip (stdio)', async () => void (await stdioBare.callTool({ name: 'ping', arguments: {} }))],
+    [
+      'infra rt.call http.request',
+      async () => {
+        const e = await rt.call('http', { action: 'request', url });
+        if (!e.ok) throw new Error(JSON.stringify(e.error));
+      },
+    ],
+    [
+      'infra rt.call state.get (floor)',
+      async () => {
+        const e = await rt.call('state', { action: 'get', key: 'bench' });
+        if (!e.ok) throw new Error(JSON.stringify(e.error));
+      },
+    ],
+    ['infra MCP http.request (mem)', call(memInfra)],
+    ['infra MCP http.request (stdio)', call(stdioInfra)],
+  ];
+  const samples = new Map<string, number[]>(variants.map(([n]) => [n, []]));
+  for (const [, fn] of variants) for (let i = 0; i < 100; i++) await fn(); // warm-up
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, fn] of variants) {
+      const t = samples.get(name)!;
+      for (let i = 0; i < N; i++) {
+        const s = performance.now();
+        await fn();
+        t.push(performance.now() - s);
+      }
+    }
+  }
+
+  const out: string[] = [`http bench: GET ${url} (12-byte body), ${ROUNDS} rounds × ${N} calls per variant, node ${process.version}`];
+  const st = new Map<string, { p50: number; p95: number }>();
+  for (const [name] of variants) {
+    const s = stats(samples.get(name)!);
+    st.set(name, s);
+    out.push(`  ${name.padEnd(32)} p50 ${s.p50.toFixed(3)} ms   p95 ${s.p95.toFixed(3)} ms`);
+  }
+  const p50 = (n: string): number => st.get(n)!.p50;
+  const raw = p50('raw undici (keep-alive Pool)');
+  const floorCall = p50('infra rt.call state.get (floor)');
+  out.push(
+    ``,
+    `  pipeline cost in-process: rt.call http p50 − raw p50 = ${(p50('infra rt.call http.request') - raw).toFixed(3)} ms`,
+    `    of which any call pays (state.get through the same pipeline): ${floorCall.toFixed(3)} ms`,
+    `    and the http handler beyond raw undici: ${(p50('infra rt.call http.request') - raw - floorCall).toFixed(3)} ms`,
+  );
+  for (const t of ['mem', 'stdio']) {
+    const floor = raw + p50(`bare SDK round trip (${t})`);
+    const infra = p50(`infra MCP http.request (${t})`);
+    out.push(
+      `  ${t.padEnd(5)}: infra ${infra.toFixed(3)} ms vs raw + bare SDK ${floor.toFixed(3)} ms = ${(infra / floor).toFixed(2)}× (target ≤ 1.5×: ${infra <= 1.5 * floor ? 'within' : 'OVER'})`,
+    );
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+
+  await Promise.allSettled([memBare.close(), stdioBare.close(), memInfra.close(), stdioInfra.close()]);
   await pool.close();
   await rt.close();
   await srv.close();
   project.cleanup();
 }
-
-main().catch((e: unknown) => {
-  process.stderr.write(`${String((e as Error)?.stack ?? e)}\n`);
-  process.exit(1);
-});

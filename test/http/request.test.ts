@@ -49,8 +49,19 @@ describe('http request through the pipeline', () => {
     const bytes = readFileSync(file);
     assert.equal(bytes.length, r.result.body_bytes);
     assert.equal(createHash('sha256').update(bytes).digest('hex'), r.result.body_sha256);
-    const req = JSON.parse(readFileSync(join(rig.rt.project.artifactsDir, 'calls', r.call_id, 'request.json'), 'utf8'));
-    assert.equal(req.requests[0].method, 'GET');
+    assert.equal(r.result.request.headers['user-agent'], 'infra-mcp');
+  });
+
+  it('the request headers are recorded in call.json with credentials masked; request.json on failure', async () => {
+    const r = ok(await rig.call({ action: 'request', profile: 'api', path: '/text', headers: { 'X-Api-Key': 'caller-secret-value' } }));
+    const call = JSON.parse(readFileSync(join(rig.rt.project.artifactsDir, 'calls', r.call_id, 'call.json'), 'utf8'));
+    const sent = call.envelope.result.request.headers;
+    assert.equal(sent.authorization, 'Bearer [REDACTED]');
+    assert.equal(sent['x-api-key'], '[REDACTED]');
+    assert.equal(sent['x-env'], 'test');
+    const e = fail(await rig.call({ action: 'request', profile: 'api', path: '/status/500', expect_status: 200 }));
+    const req = JSON.parse(readFileSync(join(rig.rt.project.artifactsDir, 'calls', e.call_id, 'request.json'), 'utf8'));
+    assert.equal(req.requests[0].headers.authorization, 'Bearer [REDACTED]');
   });
 
   for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'post']) {

@@ -4,14 +4,26 @@ import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { isToolError } from '../../core/errors.js';
 import { destinationArgs, resolveDestination } from './destination.js';
 import { exchange, exchangeSignal, isJsonType, type ExchangeResult } from './exchange.js';
-import { describeExpect, expectStatusArg, followRedirectsArg, gateDestination, maxRedirects, methodArg, statusMatches, targetOf } from './request.js';
+import {
+  describeExpect,
+  expectStatusArg,
+  followRedirectsArg,
+  gateDestination,
+  maxRedirects,
+  methodArg,
+  statusMatches,
+  targetOf,
+} from './request.js';
 
 export const checkInput = z.strictObject({
   ...destinationArgs,
   method: methodArg(['GET', 'HEAD', 'OPTIONS']),
   follow_redirects: followRedirectsArg,
   expect_status: expectStatusArg.describe('Expected status: 200, "2xx", or a list (default "2xx")'),
-  expect_body_contains: z.union([z.string().min(1), z.array(z.string().min(1)).max(50)]).optional().describe('Text the body must contain (every item of a list)'),
+  expect_body_contains: z
+    .union([z.string().min(1), z.array(z.string().min(1)).max(50)])
+    .optional()
+    .describe('Text the body must contain (every item of a list)'),
   expect_json: z
     .record(z.string(), z.unknown())
     .optional()
@@ -105,7 +117,12 @@ export async function runCheck(ctx: ActionContext, a: CheckArgs): Promise<CheckR
     // slow service is what a health check reports
     if (ctx.signal.aborted) throw ctx.signal.reason;
     if (signal.aborted && a.max_latency_ms) {
-      checks.push({ check: 'latency', passed: false, expected: `<= ${a.max_latency_ms} ms`, actual: `no response within ${a.max_latency_ms} ms` });
+      checks.push({
+        check: 'latency',
+        passed: false,
+        expected: `<= ${a.max_latency_ms} ms`,
+        actual: `no response within ${a.max_latency_ms} ms`,
+      });
       return fail(`no response within max_latency_ms (${a.max_latency_ms} ms)`, null, round(performance.now() - started));
     }
     if (isToolError(e) && (e.code === 'CONNECTION_FAILED' || e.code === 'UPSTREAM_ERROR' || e.code === 'TIMEOUT')) {
@@ -137,7 +154,11 @@ export async function runCheck(ctx: ActionContext, a: CheckArgs): Promise<CheckR
       reasons.push(`body could not be read: ${msg}`);
     }
     if (text !== undefined) {
-      for (const needle of a.expect_body_contains === undefined ? [] : Array.isArray(a.expect_body_contains) ? a.expect_body_contains : [a.expect_body_contains]) {
+      for (const needle of a.expect_body_contains === undefined
+        ? []
+        : Array.isArray(a.expect_body_contains)
+          ? a.expect_body_contains
+          : [a.expect_body_contains]) {
         const ok = text.includes(needle);
         checks.push({ check: 'body_contains', passed: ok, expected: needle, actual: ok ? 'found' : 'not found' });
         if (!ok) reasons.push(`body does not contain ${JSON.stringify(needle)}`);
@@ -158,7 +179,12 @@ export async function runCheck(ctx: ActionContext, a: CheckArgs): Promise<CheckR
           const got = jsonPath(parsed, path);
           const ok = got.found && isDeepStrictEqual(got.value, expected);
           checks.push({ check: `json ${path}`, passed: ok, expected, actual: got.found ? got.value : '(absent)' });
-          if (!ok) reasons.push(got.found ? `${path} is ${JSON.stringify(got.value)}, expected ${JSON.stringify(expected)}` : `${path} is absent, expected ${JSON.stringify(expected)}`);
+          if (!ok)
+            reasons.push(
+              got.found
+                ? `${path} is ${JSON.stringify(got.value)}, expected ${JSON.stringify(expected)}`
+                : `${path} is absent, expected ${JSON.stringify(expected)}`,
+            );
         }
         if (parseError) reasons.push(parseError);
       }
@@ -188,6 +214,7 @@ export const checkAction = defineAction({
   input: checkInput,
   target: targetOf,
   gate: (a, services) => gateDestination(a, services),
-  summarize: (r: CheckResult) => (r.passed ? `passed: ${r.url} ${r.status} in ${r.latency_ms} ms` : `FAILED: ${r.url}: ${r.reasons.join('; ')}`),
+  summarize: (r: CheckResult) =>
+    r.passed ? `passed: ${r.url} ${r.status} in ${r.latency_ms} ms` : `FAILED: ${r.url}: ${r.reasons.join('; ')}`,
   handler: runCheck,
 });

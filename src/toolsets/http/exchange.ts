@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import { findSsrfError, HttpAgents, sendOnce, type RawResponse } from '../../adapters/http-agents.js';
-import type { ActionContext, SinkResult } from '../../core/define-action.js';
+import type { ActionContext, Sink, SinkResult } from '../../core/define-action.js';
 import { invalid, isToolError, ToolError } from '../../core/errors.js';
 import { checkUrl, guardFor, onProfileOrigin, ssrfDenied, tlsFor, type Destination } from './destination.js';
 
@@ -10,7 +11,8 @@ import { checkUrl, guardFor, onProfileOrigin, ssrfDenied, tlsFor, type Destinati
 export const DEFAULT_MAX_REDIRECTS = 10;
 
 /** Header names whose values are credentials: masked wherever headers are recorded. */
-const SENSITIVE_HEADER = /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|apikey|x-auth-token|x-access-token|x-csrf-token|x-xsrf-token|private-token|x-vault-token|x-amz-security-token)$|(token|secret|password|passwd|session|api[-_]?key|credential)/i;
+const SENSITIVE_HEADER =
+  /^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|apikey|x-auth-token|x-access-token|x-csrf-token|x-xsrf-token|private-token|x-vault-token|x-amz-security-token)$|(token|secret|password|passwd|session|api[-_]?key|credential)/i;
 
 /** Headers the caller may not set: undici owns framing and connection management. */
 const FORBIDDEN_HEADER = /^(connection|keep-alive|transfer-encoding|upgrade|te|trailer|proxy-connection|content-length|expect|host)$/i;
@@ -54,8 +56,10 @@ export function bodySpec(a: BodyArgs, method: string): BodySpec {
   const given = (['json', 'body', 'body_base64', 'body_ref'] as const).filter((k) => a[k] !== undefined);
   if (given.length > 1) throw invalid(`pass one request body, not ${given.join(' and ')}`);
   if (given.length === 1 && method === 'HEAD') throw invalid('a HEAD request has no body');
-  if (a.json !== undefined) return { kind: 'buffer', data: Buffer.from(JSON.stringify(a.json), 'utf8'), contentType: 'application/json', source: 'json' };
-  if (a.body !== undefined) return { kind: 'buffer', data: Buffer.from(a.body, 'utf8'), contentType: 'text/plain; charset=utf-8', source: 'body' };
+  if (a.json !== undefined)
+    return { kind: 'buffer', data: Buffer.from(JSON.stringify(a.json), 'utf8'), contentType: 'application/json', source: 'json' };
+  if (a.body !== undefined)
+    return { kind: 'buffer', data: Buffer.from(a.body, 'utf8'), contentType: 'text/plain; charset=utf-8', source: 'body' };
   if (a.body_base64 !== undefined) {
     const s = a.body_base64.replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(s)) throw invalid('body_base64 is not valid base64');
@@ -98,7 +102,15 @@ export interface ExchangeResult {
   bodyLimited: boolean;
   textual: boolean;
   timing: { ttfb_ms: number; total_ms: number };
-  requestBytes: number;
+  /** The last request sent, headers masked. */
+  sent: SentRequest;
+}
+
+export interface SentRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body_bytes: number;
 }
 
 /** The profile's header values with their secret references resolved (and registered with the redactor). */
@@ -122,7 +134,8 @@ function checkCallerHeaders(h: Record<string, string>): Record<string, string> {
   return out;
 }
 
-const TEXTUAL = /^(text\/|application\/(json|[\w.+-]*\+json|xml|[\w.+-]*\+xml|javascript|ecmascript|x-www-form-urlencoded|yaml|x-yaml|toml|x-ndjson|ndjson|graphql|problem\+json|csv|sql))|^$/i;
+const TEXTUAL =
+  /^(text\/|application\/(json|[\w.+-]*\+json|xml|[\w.+-]*\+xml|javascript|ecmascript|x-www-form-urlencoded|yaml|x-yaml|toml|x-ndjson|ndjson|graphql|problem\+json|csv|sql))|^$/i;
 
 export function isTextual(contentType: string): boolean {
   return TEXTUAL.test(contentType.split(';')[0]!.trim());
@@ -136,9 +149,14 @@ export function isJsonType(contentType: string): boolean {
  * The signal for one exchange: the call's, narrowed by the profile's timeout_ms when the caller
  * passed no timeout_ms (a profile cannot extend the call's deadline).
  */
-export function exchangeSignal(ctx: ActionContext, dest: Destination, explicitTimeout: number | undefined): { signal: AbortSignal; dispose(): void } {
+export function exchangeSignal(
+  ctx: ActionContext,
+  dest: Destination,
+  explicitTimeout: number | undefined,
+): { signal: AbortSignal; dispose(): void } {
   const t = dest.profile?.timeout_ms;
-  if (explicitTimeout !== undefined || t === undefined || Date.now() + t >= ctx.deadline) return { signal: ctx.signal, dispose: () => undefined };
+  if (explicitTimeout !== undefined || t === undefined || Date.now() + t >= ctx.deadline)
+    return { signal: ctx.signal, dispose: () => undefined };
   const c = new AbortController();
   const onAbort = (): void => c.abort(ctx.signal.reason);
   ctx.signal.addEventListener('abort', onAbort, { once: true });
@@ -182,7 +200,11 @@ export function transportError(e: unknown, url: URL, dest: Destination, hop: num
       details: { code },
     });
   }
-  if (/^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNRESET|ETIMEDOUT|EPIPE|UND_ERR_CONNECT_TIMEOUT|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(code)) {
+  if (
+    /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNRESET|ETIMEDOUT|EPIPE|UND_ERR_CONNECT_TIMEOUT|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(
+      code,
+    )
+  ) {
     return new ToolError('CONNECTION_FAILED', `could not reach ${url.host}: ${code}${msg && !msg.includes(code) ? ` (${msg})` : ''}`, {
       hint: code === 'ENOTFOUND' ? 'check the host name' : 'check that the service is up and the port is right',
       details: { code },
@@ -199,7 +221,15 @@ async function openBody(ctx: ActionContext, body: BodySpec): Promise<{ payload: 
   return { payload: stream as Readable, bytes };
 }
 
-function hopHeaders(spec: ExchangeSpec, url: URL, firstOrigin: string, fromProfile: Record<string, string>, caller: Record<string, string>, body: BodySpec, bytes: number): Record<string, string> {
+function hopHeaders(
+  spec: ExchangeSpec,
+  url: URL,
+  firstOrigin: string,
+  fromProfile: Record<string, string>,
+  caller: Record<string, string>,
+  body: BodySpec,
+  bytes: number,
+): Record<string, string> {
   const h: Record<string, string> = { 'user-agent': 'infra-mcp', accept: '*/*' };
   // a profile's headers only ever go to the profile's origin; on another origin the caller's
   // credentials are dropped too, as browsers do on a cross-origin redirect
@@ -222,25 +252,101 @@ function hopHeaders(spec: ExchangeSpec, url: URL, firstOrigin: string, fromProfi
  * streams the final body into the `body` sink with the size cap enforced while reading.
  */
 export async function exchange(ctx: ActionContext, spec: ExchangeSpec): Promise<ExchangeResult> {
+  const sent: SentRequest[] = [];
+  const hops: Hop[] = [];
+  try {
+    return await exchangeHops(ctx, spec, sent, hops);
+  } catch (e) {
+    await recordSent(ctx, sent, hops);
+    throw e;
+  }
+}
+
+/**
+ * Streams the response body into the call's `body` artifact, reading no more than
+ * maxResponseBytes. A body that fits the inline cap is kept in memory and written with one
+ * write and one rename (DESIGN §6: small artifacts on the hot path); anything longer goes
+ * through a bounded, redacting sink with flat memory.
+ */
+async function storeBody(
+  ctx: ActionContext,
+  body: RawResponse['body'],
+  textual: boolean,
+  spec: ExchangeSpec,
+): Promise<{ result: SinkResult; limited: boolean }> {
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  let sink: Sink | undefined;
+  let read = 0;
+  let limited = false;
+  const smallCap = Math.min(ctx.maxBytes, SMALL_BODY_BYTES);
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    let c = chunk;
+    if (read + c.length > spec.maxResponseBytes) {
+      c = c.subarray(0, spec.maxResponseBytes - read);
+      limited = true;
+    }
+    read += c.length;
+    if (!sink && heldBytes + c.length <= smallCap) {
+      held.push(c);
+      heldBytes += c.length;
+    } else {
+      if (!sink) {
+        sink = ctx.sink('body', textual ? undefined : { inlineBytes: 0 });
+        for (const h of held) sink.write(h);
+        held.length = 0;
+      }
+      if (c.length && !sink.write(c)) await once(sink, 'drain', { signal: spec.signal });
+    }
+    if (limited) break;
+  }
+  if (limited) body.destroy();
+  if (sink) return { result: await sink.done(), limited };
+  const raw = Buffer.concat(held, heldBytes);
+  const stored = ctx.services.redactor.redactBuffer(raw);
+  const w = await ctx.writeArtifact('body', stored, { raw: true });
+  return {
+    result: {
+      name: 'body',
+      bytes: raw.length,
+      stored_bytes: stored.length,
+      sha256: createHash('sha256').update(stored).digest('hex'),
+      inline: textual ? stored.toString('utf8') : '',
+      truncated: false,
+      artifact_limited: false,
+      uri: w.uri,
+    },
+    limited,
+  };
+}
+
+/** Bodies up to this size (and the inline cap) skip the streaming sink. */
+const SMALL_BODY_BYTES = 64 * 1024;
+
+/** A failed call has no result to carry what was sent: it is kept beside call.json. */
+export async function recordSent(ctx: ActionContext, sent: SentRequest[], hops: Hop[]): Promise<void> {
+  if (!sent.length) return;
+  await ctx.writeArtifact('request.json', JSON.stringify({ requests: sent, hops }, null, 2)).catch((w: unknown) => {
+    ctx.log.warn('request.json could not be written', { call_id: ctx.callId, error: (w as Error).message });
+  });
+}
+
+async function exchangeHops(ctx: ActionContext, spec: ExchangeSpec, sent: SentRequest[], hops: Hop[]): Promise<ExchangeResult> {
   const agents = agentsOf(ctx);
   const started = performance.now();
   const fromProfile = profileHeaders(ctx, spec.dest);
   const caller = checkCallerHeaders(spec.headers);
   const firstOrigin = spec.dest.url.origin;
-  const hops: Hop[] = [];
   let url = spec.dest.url;
   let method = spec.method;
   let body = spec.body;
   let res: RawResponse | undefined;
-  const requestRecord: Record<string, unknown>[] = [];
-  let requestBytes = 0;
 
   for (let hop = 0; ; hop++) {
     checkUrl(url, spec.dest, ctx.services, hop);
     const opened = await openBody(ctx, body);
     const headers = hopHeaders(spec, url, firstOrigin, fromProfile, caller, body, opened.bytes);
-    requestRecord.push({ method, url: url.href, headers: maskHeaders(headers), body_bytes: opened.bytes });
-    requestBytes = opened.bytes;
+    sent.push({ method, url: url.href, headers: maskHeaders(headers) as Record<string, string>, body_bytes: opened.bytes });
     try {
       res = await sendOnce(agents, {
         url,
@@ -252,7 +358,6 @@ export async function exchange(ctx: ActionContext, spec: ExchangeSpec): Promise<
       });
     } catch (e) {
       (opened.payload as Readable | undefined)?.destroy?.();
-      await recordRequest(ctx, requestRecord, hops);
       throw transportError(e, url, spec.dest, hop, spec.signal);
     }
     const location = headerValue(res.headers.location);
@@ -262,7 +367,6 @@ export async function exchange(ctx: ActionContext, spec: ExchangeSpec): Promise<
     // drain and let the connection go back to the pool before the next hop
     await discard(res.body);
     if (hop + 1 > spec.maxRedirects) {
-      await recordRequest(ctx, requestRecord, hops);
       throw new ToolError('UPSTREAM_ERROR', `more than ${spec.maxRedirects} redirects, last to ${location}`, {
         hint: 'the server may be in a redirect loop; call the last URL directly, or raise follow_redirects (a number, at most 20)',
         retryable: false,
@@ -287,28 +391,14 @@ export async function exchange(ctx: ActionContext, spec: ExchangeSpec): Promise<
   const ttfb = performance.now() - started;
   const contentType = headerValue(res.headers['content-type']) ?? '';
   const textual = isTextual(contentType);
-  const sink = ctx.sink('body', textual ? undefined : { inlineBytes: 0 });
+  let result: SinkResult;
   let bodyLimited = false;
-  let read = 0;
   try {
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      let c = chunk;
-      if (read + c.length > spec.maxResponseBytes) {
-        c = c.subarray(0, spec.maxResponseBytes - read);
-        bodyLimited = true;
-      }
-      read += c.length;
-      if (c.length && !sink.write(c)) await once(sink, 'drain', { signal: spec.signal });
-      if (bodyLimited) break;
-    }
+    ({ result, limited: bodyLimited } = await storeBody(ctx, res.body, textual, spec));
   } catch (e) {
     res.body.destroy();
-    await recordRequest(ctx, requestRecord, hops);
     throw transportError(e, url, spec.dest, hops.length - 1, spec.signal);
   }
-  if (bodyLimited) res.body.destroy();
-  const result = await sink.done();
-  await recordRequest(ctx, requestRecord, hops);
   return {
     status: res.status,
     statusText: STATUS_CODES[res.status] ?? '',
@@ -317,21 +407,12 @@ export async function exchange(ctx: ActionContext, spec: ExchangeSpec): Promise<
     headers: maskHeaders(res.headers),
     contentType,
     hops,
+    sent: sent.at(-1)!,
     body: result,
     bodyLimited,
     textual,
     timing: { ttfb_ms: round(ttfb), total_ms: round(performance.now() - started) },
-    requestBytes,
   };
-}
-
-async function recordRequest(ctx: ActionContext, requests: Record<string, unknown>[], hops: Hop[]): Promise<void> {
-  if (!requests.length) return;
-  try {
-    await ctx.writeArtifact('request.json', JSON.stringify({ requests, hops }, null, 2));
-  } catch (e) {
-    ctx.log.warn('request.json could not be written', { call_id: ctx.callId, error: (e as Error).message });
-  }
 }
 
 async function discard(body: RawResponse['body']): Promise<void> {

@@ -34,7 +34,8 @@ export const profilesAction = defineAction({
   tool: 'http',
   action: 'profiles',
   effect: 'read',
-  description: 'List the http profiles of profiles.json: name, base_url, header names (never values), TLS settings, whether their credentials resolve',
+  description:
+    'List the http profiles of profiles.json: name, base_url, header names (never values), TLS settings, whether their credentials resolve',
   input: z.strictObject({}),
   summarize: (r: { profiles: ProfileInfo[] }) => `${r.profiles.length} http profiles`,
   handler: async (ctx) => {

@@ -3,7 +3,7 @@ import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { ToolError } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
 import { checkUrl, destinationArgs, profileKey, resolveDestination } from './destination.js';
-import { bodySpec, DEFAULT_MAX_REDIRECTS, exchange, exchangeSignal, isJsonType, type ExchangeResult } from './exchange.js';
+import { bodySpec, DEFAULT_MAX_REDIRECTS, exchange, exchangeSignal, isJsonType, recordSent, type ExchangeResult } from './exchange.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -14,7 +14,10 @@ export const methodArg = (allowed: readonly string[]) =>
     .default('GET')
     .describe(`HTTP method: ${allowed.join(', ')} (default GET)`);
 
-const statusPattern = z.union([z.number().int().min(100).max(599), z.string().regex(/^[1-5](\d\d|xx)$/, 'a status like 200 or a class like 2xx')]);
+const statusPattern = z.union([
+  z.number().int().min(100).max(599),
+  z.string().regex(/^[1-5](\d\d|xx)$/, 'a status like 200 or a class like 2xx'),
+]);
 export const expectStatusArg = z
   .union([statusPattern, z.array(statusPattern).min(1).max(50)])
   .optional()
@@ -23,14 +26,18 @@ export const expectStatusArg = z
 export const followRedirectsArg = z
   .union([z.boolean(), z.number().int().min(0).max(20)])
   .optional()
-  .describe(`Follow redirects (default true: at most ${DEFAULT_MAX_REDIRECTS}; a number sets the bound). Every hop is re-checked against policy`);
+  .describe(
+    `Follow redirects (default true: at most ${DEFAULT_MAX_REDIRECTS}; a number sets the bound). Every hop is re-checked against policy`,
+  );
 
 export const maxResponseBytesArg = z
   .number()
   .int()
   .min(0)
   .optional()
-  .describe('Stop reading the response body past this many bytes (default limits.artifact_max_bytes); the body is stored in the artifact, max_bytes bounds the inline copy');
+  .describe(
+    'Stop reading the response body past this many bytes (default limits.artifact_max_bytes); the body is stored in the artifact, max_bytes bounds the inline copy',
+  );
 
 export const bodyArgs = {
   json: z.unknown().optional().describe('JSON request body (sets content-type: application/json)'),
@@ -56,7 +63,9 @@ export function maxRedirects(v: boolean | number | undefined): number {
 export function statusMatches(status: number, expect: z.output<typeof expectStatusArg>): boolean {
   if (expect === undefined) return true;
   const list = Array.isArray(expect) ? expect : [expect];
-  return list.some((e) => (typeof e === 'number' ? e === status : e.endsWith('xx') ? Math.floor(status / 100) === Number(e[0]) : Number(e) === status));
+  return list.some((e) =>
+    typeof e === 'number' ? e === status : e.endsWith('xx') ? Math.floor(status / 100) === Number(e[0]) : Number(e) === status,
+  );
 }
 
 export function describeExpect(expect: z.output<typeof expectStatusArg>): string {
@@ -69,7 +78,11 @@ export async function gateDestination(a: Parameters<typeof resolveDestination>[0
   checkUrl(dest.url, dest, services, 0);
 }
 
-export function targetOf(a: { url?: string | undefined; profile?: string | undefined; profile_name?: string | undefined }): string | undefined {
+export function targetOf(a: {
+  url?: string | undefined;
+  profile?: string | undefined;
+  profile_name?: string | undefined;
+}): string | undefined {
   const p = a.profile ?? a.profile_name;
   if (p) return p;
   try {
@@ -98,6 +111,8 @@ export interface ResponseResult {
   body_limited?: boolean;
   redirects?: { status: number; url: string; location?: string }[];
   timing: { ttfb_ms: number; total_ms: number };
+  /** What was sent on the last hop, credentials masked (so call.json records it). */
+  request: { headers: Record<string, string>; body_bytes: number };
 }
 
 export function responseResult(r: ExchangeResult, profile: string | undefined): ResponseResult {
@@ -113,6 +128,7 @@ export function responseResult(r: ExchangeResult, profile: string | undefined): 
     body_sha256: r.body.sha256,
     body_uri: r.body.uri,
     timing: r.timing,
+    request: { headers: r.sent.headers, body_bytes: r.sent.body_bytes },
   };
   if (r.textual) out.body = r.body.inline;
   if (r.body.truncated) out.body_truncated = true;
@@ -125,7 +141,8 @@ export function responseResult(r: ExchangeResult, profile: string | undefined): 
       /* not JSON after all: keep the text */
     }
   }
-  if (r.hops.length > 1) out.redirects = r.hops.slice(0, -1).map((h) => ({ status: h.status, url: h.url, ...(h.location ? { location: h.location } : {}) }));
+  if (r.hops.length > 1)
+    out.redirects = r.hops.slice(0, -1).map((h) => ({ status: h.status, url: h.url, ...(h.location ? { location: h.location } : {}) }));
   return out;
 }
 
@@ -149,11 +166,16 @@ export async function runRequest(ctx: ActionContext, a: RequestArgs): Promise<Re
   }
   const result = responseResult(r, profileKey(a));
   if (!statusMatches(r.status, a.expect_status)) {
-    throw new ToolError('UPSTREAM_ERROR', `${method} ${r.url.href} answered ${r.status} ${r.statusText}, expected ${describeExpect(a.expect_status)}`, {
-      retryable: r.status >= 500 || r.status === 429,
-      hint: `the response is in ${r.body.uri}`,
-      details: { status: r.status, expected: a.expect_status, body_uri: r.body.uri, body_head: (result.body ?? '').slice(0, 2048) },
-    });
+    await recordSent(ctx, [r.sent], r.hops);
+    throw new ToolError(
+      'UPSTREAM_ERROR',
+      `${method} ${r.url.href} answered ${r.status} ${r.statusText}, expected ${describeExpect(a.expect_status)}`,
+      {
+        retryable: r.status >= 500 || r.status === 429,
+        hint: `the response is in ${r.body.uri}`,
+        details: { status: r.status, expected: a.expect_status, body_uri: r.body.uri, body_head: (result.body ?? '').slice(0, 2048) },
+      },
+    );
   }
   return result;
 }
