@@ -77,7 +77,7 @@ function item(r: PreflightResult, kind: string, name: string): PreflightItem {
   return it;
 }
 
-describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', () => {
+void describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', () => {
   let result: PreflightResult;
   let rt: Runtime;
   let callId: string;
@@ -128,7 +128,7 @@ describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', ()
     ({ result, callId } = await preflight(rt));
   });
 
-  it('reports ok with latency for working ssh, postgres and http entries', () => {
+  void it('reports ok with latency for working ssh, postgres and http entries', () => {
     for (const [kind, name] of [
       ['ssh', 'ssh-ok'],
       ['postgres', 'pg-ok'],
@@ -140,7 +140,7 @@ describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', ()
     }
   });
 
-  it('names the missing reference (secret store, env, file, and through a jump host)', () => {
+  void it('names the missing reference (secret store, env, file, and through a jump host)', () => {
     const cases: [string, string, string][] = [
       ['ssh', 'ssh-missing', 'secret:SSH_NOT_STORED'],
       ['ssh', 'ssh-via-missing-jump', 'secret:SSH_NOT_STORED'],
@@ -156,7 +156,7 @@ describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', ()
     assert.match(item(result, 'ssh', 'ssh-missing').hint!, /infra secrets set SSH_NOT_STORED/);
   });
 
-  it('names the policy that disables an entry', () => {
+  void it('names the policy that disables an entry', () => {
     const ssh = item(result, 'ssh', 'ssh-blocked');
     assert.equal(ssh.status, 'disabled');
     assert.equal(ssh.policy, 'ssh.allow_targets');
@@ -165,7 +165,7 @@ describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', ()
     assert.equal(psql.policy, 'psql.allow_profiles');
   });
 
-  it('gives a clear reason for each failure', () => {
+  void it('gives a clear reason for each failure', () => {
     const expect: [string, string, string][] = [
       ['ssh', 'ssh-auth', 'auth'],
       ['ssh', 'ssh-hostkey', 'host_key'],
@@ -186,14 +186,14 @@ describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', ()
     }
   });
 
-  it('flags a read_only postgres profile with allow_superuser: true', () => {
+  void it('flags a read_only postgres profile with allow_superuser: true', () => {
     const it = item(result, 'postgres', 'pg-su-allowed');
     assert.equal(it.status, 'ok', JSON.stringify(it));
     assert.ok(it.warnings?.some((w) => w.includes('allow_superuser')), JSON.stringify(it));
     assert.equal(item(result, 'postgres', 'pg-ok').warnings, undefined);
   });
 
-  it('summarizes and audits every probe as a child of the preflight call', () => {
+  void it('summarizes and audits every probe as a child of the preflight call', () => {
     const s = result.summary;
     assert.equal(s.total, result.items.length);
     assert.equal(s.ok + s.missing_credentials + s.disabled + s.failed, s.total);
@@ -210,7 +210,7 @@ describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', ()
     }
   });
 
-  it('probe: false reports configuration only, without connecting', async () => {
+  void it('probe: false reports configuration only, without connecting', async () => {
     const before = rt.services.audit.count();
     const { result: r } = await preflight(rt, { probe: false, kinds: ['ssh'] });
     assert.ok(r.items.every((i) => i.kind === 'ssh'));
@@ -220,8 +220,8 @@ describe('preflight statuses against real sshd, PostgreSQL and HTTP servers', ()
   });
 });
 
-describe('preflight and whole-tool policy', () => {
-  it('tools.ssh.enabled false disables every target and names the key', async () => {
+void describe('preflight and whole-tool policy', () => {
+  void it('tools.ssh.enabled false disables every target and names the key', async () => {
     const rt = await rig({
       'targets.json': { a: { host: '127.0.0.1', port: 22, username: 'x', password: '${env:NOPE}' } },
       'profiles.json': { db: { type: 'postgres', url: 'postgres://x@127.0.0.1:1/app' } },
@@ -236,7 +236,7 @@ describe('preflight and whole-tool policy', () => {
     assert.equal(db.policy, 'tools.psql.actions.query');
   });
 
-  it('INFRA_READ_ONLY=1 does not disable reads: targets are still probed', async () => {
+  void it('INFRA_READ_ONLY=1 does not disable reads: targets are still probed', async () => {
     const rt = await rig(
       {
         'targets.json': {
@@ -249,7 +249,7 @@ describe('preflight and whole-tool policy', () => {
     assert.equal(item(result, 'ssh', 'ok').status, 'ok');
   });
 
-  it('preflight is callable without an action (single-action tool)', async () => {
+  void it('preflight is callable without an action (single-action tool)', async () => {
     const rt = await rig({});
     const env = await rt.call('preflight', {});
     assert.ok(env.ok);

@@ -31,7 +31,7 @@ let outside: string;
 let session: StdioSession;
 let stderr = '';
 const replies: string[] = [];
-const secrets: Record<string, string> = {};
+const secrets = {} as Record<'ssh_password' | 'pg_password' | 'api_bearer' | 'api_key' | 'file_token', string>;
 
 before(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
@@ -86,9 +86,11 @@ after(async () => {
 });
 
 /** Calls a tool and keeps the whole reply (content text and structuredContent). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- replies are read loosely by path
 async function call(name: string, args: Record<string, unknown>): Promise<Record<string, any>> {
   const r = await session.client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 });
   replies.push(JSON.stringify(r));
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return r.structuredContent as Record<string, any>;
 }
 

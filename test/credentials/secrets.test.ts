@@ -51,8 +51,8 @@ function assertAbsent(haystack: string, value: string, where: string): void {
   for (const form of secretForms(value)) assert.ok(!haystack.includes(form), `${where} contains a form of the secret: ${JSON.stringify(form)}`);
 }
 
-describe('secret store', () => {
-  it('round-trips values; files are 0600; ciphertext shows neither value nor its encodings', () => {
+void describe('secret store', () => {
+  void it('round-trips values; files are 0600; ciphertext shows neither value nor its encodings', () => {
     const p = project();
     const s = new SecretStore({ dir: p.infraDir, env: {} });
     const value = `v-${randomBytes(12).toString('hex')}`;
@@ -70,7 +70,7 @@ describe('secret store', () => {
     assert.ok(!readdirSync(p.infraDir).some((f) => f.endsWith('.partial') || f.endsWith('.lock')), 'no temp or lock files left');
   });
 
-  it('a running process sees a value set by another (the CLI) without restarting', () => {
+  void it('a running process sees a value set by another (the CLI) without restarting', () => {
     const p = project();
     const server = new SecretStore({ dir: p.infraDir, env: {} });
     assert.equal(server.get('LATER'), undefined);
@@ -78,7 +78,7 @@ describe('secret store', () => {
     assert.equal(server.get('LATER'), 'set-by-the-cli-42');
   });
 
-  it('an entry moved to another name fails authentication (the name is bound to the ciphertext)', () => {
+  void it('an entry moved to another name fails authentication (the name is bound to the ciphertext)', () => {
     const p = project();
     const warnings: string[] = [];
     const s = new SecretStore({ dir: p.infraDir, env: {}, warn: (m) => warnings.push(m) });
@@ -92,7 +92,7 @@ describe('secret store', () => {
     assert.ok(warnings.some((w) => /failed authentication/.test(w)), warnings.join('\n'));
   });
 
-  it('INFRA_SECRETS_KEY as hex, base64 or a passphrase (scrypt); a wrong key is reported, not guessed', () => {
+  void it('INFRA_SECRETS_KEY as hex, base64 or a passphrase (scrypt); a wrong key is reported, not guessed', () => {
     const hex = randomBytes(32).toString('hex');
     const b64 = Buffer.from(hex, 'hex').toString('base64');
     const p = project();
@@ -113,7 +113,7 @@ describe('secret store', () => {
     assert.equal(new SecretStore({ dir: q.infraDir, env: { INFRA_SECRETS_KEY: 'wrong horse' } }).get('P'), undefined);
   });
 
-  it('doctor-facing status flags a key file readable by others', async () => {
+  void it('doctor-facing status flags a key file readable by others', async () => {
     const p = project();
     const s = new SecretStore({ dir: p.infraDir, env: {} });
     s.set('X', 'value-x-1234');
@@ -122,21 +122,21 @@ describe('secret store', () => {
     assert.match(s.status().problems.map((x) => x.fix).join('\n'), /chmod 600/);
   });
 
-  it('refuses bad names and empty values', () => {
+  void it('refuses bad names and empty values', () => {
     const s = new SecretStore({ dir: project().infraDir, env: {} });
     assert.throws(() => s.set('bad name', 'v-12345'), /invalid secret name/);
     assert.throws(() => s.set('__proto__x', ''), /empty/);
   });
 });
 
-describe('${secret:NAME} wherever ${env:NAME} works', () => {
+void describe('${secret:NAME} wherever ${env:NAME} works', () => {
   let web: FixtureServer;
   before(async () => {
     web = await startHttpServer();
   });
   after(async () => web.close());
 
-  it('an http profile header from the store reaches the server, redacted in the reply', async () => {
+  void it('an http profile header from the store reaches the server, redacted in the reply', async () => {
     const p = project({
       'profiles.json': {
         api: { type: 'http', base_url: web.url, headers: { Authorization: 'Bearer ${secret:API_TOKEN}', 'X-Env': '${env:X_ENV_KEY}' } },
@@ -155,7 +155,7 @@ describe('${secret:NAME} wherever ${env:NAME} works', () => {
   });
 });
 
-describe('secrets tool', () => {
+void describe('secrets tool', () => {
   const STORED = 'stored-secret-value-9f9f9f';
   const ENVV = 'env-secret-value-8e8e8e';
   let p: TempProject;
@@ -174,7 +174,7 @@ describe('secrets tool', () => {
     s.set('UNUSED', 'unused-value-1234');
   });
 
-  it('list shows every reference and where it resolves from, never a value', async () => {
+  void it('list shows every reference and where it resolves from, never a value', async () => {
     const rt = await runtime(p, { DB_PW: ENVV });
     const env = await rt.call('secrets', { action: 'list' });
     assert.ok(env.ok, JSON.stringify(env));
@@ -198,7 +198,7 @@ describe('secrets tool', () => {
     for (const v of [STORED, ENVV, 'unused-value-1234']) assertAbsent(reply, v, 'secrets list reply');
   });
 
-  it('get is hidden from tools/list and refused by name without INFRA_ALLOW_SECRET_EXPORT, naming the flag', async () => {
+  void it('get is hidden from tools/list and refused by name without INFRA_ALLOW_SECRET_EXPORT, naming the flag', async () => {
     const rt = await runtime(p, { DB_PW: ENVV });
     const tool = listTools(rt.pipeline.tools(), rt.services).find((t) => t.name === 'secrets')!;
     assert.deepEqual((tool.inputSchema.properties as Record<string, { enum?: string[] }>).action!.enum, ['list']);
@@ -212,7 +212,7 @@ describe('secrets tool', () => {
     assertAbsent(allBytes(p.infraDir), STORED, 'project directory');
   });
 
-  it('with INFRA_ALLOW_SECRET_EXPORT=1 the value reaches the reply only: not call.json, not the audit, not a parent', async () => {
+  void it('with INFRA_ALLOW_SECRET_EXPORT=1 the value reaches the reply only: not call.json, not the audit, not a parent', async () => {
     const rt = await runtime(p, { DB_PW: ENVV, INFRA_ALLOW_SECRET_EXPORT: '1' });
     const tool = listTools(rt.pipeline.tools(), rt.services).find((t) => t.name === 'secrets')!;
     assert.deepEqual((tool.inputSchema.properties as Record<string, { enum?: string[] }>).action!.enum, ['list', 'get']);
@@ -253,14 +253,14 @@ describe('secrets tool', () => {
   });
 });
 
-describe('infra secrets set|list|rm (built CLI)', () => {
+void describe('infra secrets set|list|rm (built CLI)', () => {
   before(() => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   });
   const cli = (p: TempProject, args: string[], input?: string) =>
     spawnSync(process.execPath, [CLI, '--project', p.root, ...args], { input: input ?? '', encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME } });
 
-  it('reads the value from stdin, never from argv; list shows names only; rm removes', () => {
+  void it('reads the value from stdin, never from argv; list shows names only; rm removes', () => {
     const p = project();
     const argv = cli(p, ['secrets', 'set', 'TOKEN', 'argv-value-1234']);
     assert.equal(argv.status, 2, argv.stderr);
