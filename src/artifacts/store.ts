@@ -5,6 +5,7 @@ import type { SinkOptions } from '../core/define-action.js';
 import { invalid, notFound, ToolError } from '../core/errors.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
 import { BoundedSink } from './bounded-sink.js';
+import { SpareDirs, writeIntoSpare } from './spare-dirs.js';
 import type { Redactor } from './redactor.js';
 import { callUri, parseArtifactUri, runUri } from './uri.js';
 
@@ -37,6 +38,9 @@ export interface ReadResult {
  */
 export class ArtifactStore {
   private readonly madeDirs = new Set<string>();
+  /** call.json goes into this pre-created file when the call's directory came from a spare. */
+  private readonly spareFiles = new Map<string, string>();
+  private spares: SpareDirs | undefined;
   private rootReal: string | undefined;
 
   constructor(
@@ -54,8 +58,22 @@ export class ArtifactStore {
 
   callDir(callId: string): string {
     const dir = join(this.root, 'calls', callId);
+    if (this.madeDirs.has(dir)) return dir;
+    this.spares ??= new SpareDirs(join(this.root, 'calls'));
+    const taken = this.spares.take(dir);
+    if (taken) {
+      this.madeDirs.add(dir);
+      if (taken.spareFile) this.spareFiles.set(callId, taken.spareFile);
+      if (this.madeDirs.size > 10000) this.madeDirs.clear();
+      return dir;
+    }
     this.ensureDir(dir);
     return dir;
+  }
+
+  /** Leaves no spare directories behind. */
+  close(): void {
+    this.spares?.close();
   }
 
   runDir(runbook: string, runId: string): string {
@@ -91,7 +109,11 @@ export class ArtifactStore {
     const path = join(this.callDir(callId), name);
     const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
     // small files: synchronous writes beat a thread-pool round trip per syscall (DESIGN §6)
-    if (Buffer.byteLength(out) <= SYNC_WRITE_MAX) writeFileAtomicSync(path, out);
+    const spare = name === 'call.json' ? this.spareFiles.get(callId) : undefined;
+    if (spare) {
+      this.spareFiles.delete(callId);
+      writeIntoSpare(spare, path, out);
+    } else if (Buffer.byteLength(out) <= SYNC_WRITE_MAX) writeFileAtomicSync(path, out);
     else await writeFileAtomic(path, out);
     return { uri: callUri(callId, name), bytes: Buffer.byteLength(out), path, sha256: createHash('sha256').update(out).digest('hex') };
   }
@@ -220,6 +242,7 @@ export class ArtifactStore {
     let runs = 0;
     const callsDir = join(this.root, 'calls');
     for (const d of await fsp.readdir(callsDir).catch(() => [] as string[])) {
+      if (d.startsWith('.')) continue;
       const p = join(callsDir, d);
       const st = await fsp.lstat(p).catch(() => undefined);
       if (st && st.isDirectory() && st.mtimeMs < cutoff) {
