@@ -155,6 +155,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       await jobs.shutdown();
       await federation.close();
       await services.closeResources();
+      artifacts.close();
       db.close();
     },
   };
