@@ -19,7 +19,7 @@ const toolState = (rt: Runtime, server: string, tool: string): string | undefine
 const auditRows = (rt: Runtime, tool: string): { status: string; action: string | null; summary: string | null }[] =>
   rt.services.audit.list({ tool, limit: 50 });
 
-describe('allow/deny globs and default-off (server-everything from npm)', () => {
+void describe('allow/deny globs and default-off (server-everything from npm)', () => {
   let r: Rig;
   before(async () => {
     r = await rig({
@@ -29,7 +29,7 @@ describe('allow/deny globs and default-off (server-everything from npm)', () => 
   });
   after(() => r.close());
 
-  it('an unapproved server exposes nothing and says it is pending approval', async () => {
+  void it('an unapproved server exposes nothing and says it is pending approval', async () => {
     await r.rt.federation.connect('ev');
     assert.equal(r.rt.serverStatuses().find((s) => s.name === 'ev')?.status, 'pending_approval');
     assert.ok(!listed(r.rt).some((n) => n.startsWith('ev__')));
@@ -40,7 +40,7 @@ describe('allow/deny globs and default-off (server-everything from npm)', () => 
     assert.equal(auditRows(r.rt, 'ev__echo')[0]?.status, 'denied');
   });
 
-  it('after approval exactly the allowed tools are listed (deny wins), with their own schemas and annotations', async () => {
+  void it('after approval exactly the allowed tools are listed (deny wins), with their own schemas and annotations', async () => {
     r.rt.federation.approve('ev');
     const names = listed(r.rt).filter((n) => n.startsWith('ev__'));
     assert.deepEqual(names.sort(), [
@@ -61,7 +61,7 @@ describe('allow/deny globs and default-off (server-everything from npm)', () => 
     assert.match(denied.error!.message, /not enabled.*denies/);
   });
 
-  it('a call runs through the pipeline: envelope, call.json, result.json, audit row', async () => {
+  void it('a call runs through the pipeline: envelope, call.json, result.json, audit row', async () => {
     const e = await call(r.rt, 'ev__get-sum', { a: 2, b: 3 });
     assert.equal(e.ok, true, textOf(e));
     assert.match(textOf(e), /5/);
@@ -74,13 +74,13 @@ describe('allow/deny globs and default-off (server-everything from npm)', () => 
     assert.equal((await r.rt.services.audit.verify()).ok, true);
   });
 
-  it('arguments are validated against the upstream inputSchema before anything runs', async () => {
+  void it('arguments are validated against the upstream inputSchema before anything runs', async () => {
     const e = await call(r.rt, 'ev__get-sum', { a: 'two' });
     assert.equal(e.error?.code, 'INVALID_ARGUMENT');
     assert.equal(auditRows(r.rt, 'ev__get-sum')[0]?.status, 'invalid');
   });
 
-  it('tools are off by default: a server with no tools.allow exposes none even when approved', async () => {
+  void it('tools are off by default: a server with no tools.allow exposes none even when approved', async () => {
     await r.rt.federation.connect('off');
     r.rt.federation.approve('off');
     assert.ok(!listed(r.rt).some((n) => n.startsWith('off__')));
@@ -93,19 +93,18 @@ describe('allow/deny globs and default-off (server-everything from npm)', () => 
   });
 });
 
-describe('trust on first use: pins, changed definitions, new tools, hidden characters', () => {
+void describe('trust on first use: pins, changed definitions, new tools, hidden characters', () => {
   let r: Rig;
-  let log: string;
   before(async () => {
     r = await rig({
       fx: fixtureServer(uniq('fx'), { FIXTURE_MUTATE: '1' }, { tools: { allow: ['*'] } }),
       hid: fixtureServer(uniq('hid'), { FIXTURE_HIDDEN: '1' }, { tools: { allow: ['*'] } }),
     });
-    log = join(r.p.root, 'unused.log');
+
   });
   after(() => r.close());
 
-  it('a changed tool description blocks that tool until it is approved again, and the block is audited', async () => {
+  void it('a changed tool description blocks that tool until it is approved again, and the block is audited', async () => {
     await r.rt.federation.connect('fx');
     r.rt.federation.approve('fx');
     assert.ok(listed(r.rt).includes('fx__greet'));
@@ -133,7 +132,7 @@ describe('trust on first use: pins, changed definitions, new tools, hidden chara
     assert.ok(auditRows(r.rt, 'servers').some((x) => x.action === 'approve'));
   });
 
-  it('a description with a hidden character is refused (not listed, not pinned, not callable)', async () => {
+  void it('a description with a hidden character is refused (not listed, not pinned, not callable)', async () => {
     await r.rt.federation.connect('hid');
     const res = r.rt.federation.approve('hid');
     assert.deepEqual(res.refused.map((x) => x.tool), ['sneaky']);
@@ -144,12 +143,11 @@ describe('trust on first use: pins, changed definitions, new tools, hidden chara
     const e = await call(r.rt, 'hid__sneaky', {});
     assert.equal(e.error?.code, 'DENIED');
     assert.match(e.error!.message, /hidden character \(U\+200B in description\)/);
-    void log;
   });
 });
 
-describe('tools first seen after approval start disabled', () => {
-  it('a new upstream tool waits for approval; the others stay exposed', async () => {
+void describe('tools first seen after approval start disabled', () => {
+  void it('a new upstream tool waits for approval; the others stay exposed', async () => {
     const marker = uniq('late');
     const r = await rig({ fx: fixtureServer(marker, {}, { tools: { allow: ['*'] } }) });
     try {
@@ -171,7 +169,7 @@ describe('tools first seen after approval start disabled', () => {
   });
 });
 
-describe('secrets are scoped to the server that declares them', () => {
+void describe('secrets are scoped to the server that declares them', () => {
   const token = 'tok-A-7f3a9c1e5b2d4f60';
   let r: Rig;
   before(async () => {
@@ -190,7 +188,7 @@ describe('secrets are scoped to the server that declares them', () => {
   });
   after(() => r.close());
 
-  it("server B's environment has neither A's secret nor infra's other variables (PATH and HOME only)", async () => {
+  void it("server B's environment has neither A's secret nor infra's other variables (PATH and HOME only)", async () => {
     const e = await call(r.rt, 'b__get-env', {});
     assert.equal(e.ok, true, textOf(e));
     const text = textOf(e);
@@ -201,7 +199,7 @@ describe('secrets are scoped to the server that declares them', () => {
     assert.ok(!textOf(c).includes('OTHER_SECRET'));
   });
 
-  it("server A gets its own secret, and what it sends back is redacted in the reply and the artifacts", async () => {
+  void it("server A gets its own secret, and what it sends back is redacted in the reply and the artifacts", async () => {
     const e = await call(r.rt, 'a__leak', {});
     assert.equal(e.ok, true, textOf(e));
     assert.ok(!textOf(e).includes(token));
@@ -210,7 +208,7 @@ describe('secrets are scoped to the server that declares them', () => {
     for (const f of ['call.json', 'result.json']) assert.ok(!readFileSync(join(dir, f), 'utf8').includes(token), f);
   });
 
-  it('a server whose reference is not set is missing_credentials, hidden, and refused with the name to set', async () => {
+  void it('a server whose reference is not set is missing_credentials, hidden, and refused with the name to set', async () => {
     const m = await rig({ m: fixtureServer(uniq('m'), { FIXTURE_SECRET: '${env:NOT_SET_ANYWHERE}' }, { tools: { allow: ['*'] } }) });
     try {
       const st = m.rt.serverStatuses()[0]!;
@@ -223,7 +221,7 @@ describe('secrets are scoped to the server that declares them', () => {
   });
 });
 
-describe('policy, read-only, confirmation, timeout and cancel on upstream tools', () => {
+void describe('policy, read-only, confirmation, timeout and cancel on upstream tools', () => {
   let r: Rig;
   let fxLog: string;
   before(async () => {
@@ -237,14 +235,14 @@ describe('policy, read-only, confirmation, timeout and cancel on upstream tools'
   });
   after(() => r.close());
 
-  it('policy.json tool toggles apply to <server>__<tool> names', async () => {
+  void it('policy.json tool toggles apply to <server>__<tool> names', async () => {
     assert.ok(!listed(r.rt).includes('fx__note'));
     const e = await call(r.rt, 'fx__note', { text: 'x' });
     assert.equal(e.error?.code, 'DENIED');
     assert.match(e.error!.message, /policy\.json/);
   });
 
-  it('a tool annotated destructive needs confirmation; without elicitation it is DENIED', async () => {
+  void it('a tool annotated destructive needs confirmation; without elicitation it is DENIED', async () => {
     const e = await call(r.rt, 'fx__drop', {});
     assert.equal(e.error?.code, 'DENIED');
     assert.match(e.error!.hint!, /"confirm": \{ "fx__drop": false \}/);
@@ -252,14 +250,14 @@ describe('policy, read-only, confirmation, timeout and cancel on upstream tools'
     assert.equal(ok.ok, true, textOf(ok));
   });
 
-  it('servers.json timeout_ms bounds the call, and the cancellation reaches the upstream server', async () => {
+  void it('servers.json timeout_ms bounds the call, and the cancellation reaches the upstream server', async () => {
     const e = await call(r.rt, 'fx__slow', { ms: 120000 });
     assert.equal(e.error?.code, 'TIMEOUT');
     assert.equal(auditRows(r.rt, 'fx__slow')[0]?.status, 'timeout');
     await until(() => existsSync(fxLog) && readFileSync(fxLog, 'utf8').includes('cancelled slow'), 'the upstream saw notifications/cancelled');
   });
 
-  it('a client cancel is forwarded upstream', async () => {
+  void it('a client cancel is forwarded upstream', async () => {
     const before = readFileSync(fxLog, 'utf8').split('cancelled slow').length;
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 300);
@@ -269,7 +267,7 @@ describe('policy, read-only, confirmation, timeout and cancel on upstream tools'
     await until(() => readFileSync(fxLog, 'utf8').split('cancelled slow').length > before, 'second cancel upstream');
   });
 
-  it('an upstream tool error is UPSTREAM_ERROR with the upstream result kept as an artifact', async () => {
+  void it('an upstream tool error is UPSTREAM_ERROR with the upstream result kept as an artifact', async () => {
     const e = await call(r.rt, 'fx__fail', {});
     assert.equal(e.error?.code, 'UPSTREAM_ERROR');
     assert.match(e.error!.message, /fixture failure on purpose/);
@@ -277,7 +275,7 @@ describe('policy, read-only, confirmation, timeout and cancel on upstream tools'
     assert.match(readFileSync(f, 'utf8'), /"isError": true/);
   });
 
-  it('INFRA_READ_ONLY=1 lists and runs only tools annotated readOnlyHint: true', async () => {
+  void it('INFRA_READ_ONLY=1 lists and runs only tools annotated readOnlyHint: true', async () => {
     const ro = await rig({ fx: fixtureServer(uniq('ro'), {}, { tools: { allow: ['*'] } }) }, { env: { INFRA_READ_ONLY: '1' } });
     try {
       await ro.rt.federation.connect('fx');
@@ -294,8 +292,8 @@ describe('policy, read-only, confirmation, timeout and cancel on upstream tools'
   });
 });
 
-describe('server-memory from npm through the pipeline', () => {
-  it('a lazy server is listed from its pins and started by the first call', async () => {
+void describe('server-memory from npm through the pipeline', () => {
+  void it('a lazy server is listed from its pins and started by the first call', async () => {
     const r = await rig({});
     const file = join(r.p.root, 'memory.jsonl');
     r.p.write('servers.json', { mcpServers: { mem: memoryServer(file, { tools: { allow: ['create_entities', 'read_graph'] } }) } });
