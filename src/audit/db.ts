@@ -67,24 +67,44 @@ const MIGRATIONS: string[] = [
 ];
 
 let driver: typeof BetterSqlite3 | undefined;
+const addons = new Map<string, object>();
 
 /**
- * Loads better-sqlite3. The single-file binary sets INFRA_SQLITE_BINDING to the native addon
- * it extracted (DESIGN §7); otherwise the package finds its own build.
+ * Loads better-sqlite3. In the CommonJS bundle of the single-file binary `require` exists and
+ * esbuild bundles the package's JavaScript; elsewhere (ESM) it is required from node_modules.
  */
 function loadDriver(): typeof BetterSqlite3 {
   if (!driver) {
-    const req = createRequire(import.meta.url);
-    driver = req('better-sqlite3') as typeof BetterSqlite3;
+    driver = (
+      typeof require === 'function'
+        ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+          require('better-sqlite3')
+        : createRequire(import.meta.url)('better-sqlite3')
+    ) as typeof BetterSqlite3;
   }
   return driver;
+}
+
+/**
+ * The native addon named by INFRA_SQLITE_BINDING (the binary's extracted copy, DESIGN §7),
+ * loaded here and passed to the driver as an object: inside the binary the bundle's own
+ * `require` only reaches built-in modules, so a file path given to the driver would not load.
+ */
+function loadBinding(path: string): object {
+  let addon = addons.get(path);
+  if (!addon) {
+    addon = createRequire(path)(path) as object;
+    addons.set(path, addon);
+  }
+  return addon;
 }
 
 export function openDatabase(path: string): Database {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const Driver = loadDriver();
   const binding = process.env.INFRA_SQLITE_BINDING;
-  const db = binding ? new Driver(path, { nativeBinding: binding }) : new Driver(path);
+  // @types/better-sqlite3 says string; the driver also takes the loaded addon (lib/database.js)
+  const db = binding ? new Driver(path, { nativeBinding: loadBinding(binding) } as unknown as BetterSqlite3.Options) : new Driver(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 10000');

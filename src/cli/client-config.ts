@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, resolveProject } from '../config/load.js';
@@ -6,18 +8,35 @@ import { parseRefs, stringsIn } from '../config/secret-refs.js';
 export const CLIENTS = ['claude', 'vscode', 'zed', 'cursor'] as const;
 export type ClientKind = (typeof CLIENTS)[number];
 
+/** True inside the single-file binary (Node's single executable application). */
+export function isSingleExecutable(): boolean {
+  try {
+    // node:sea exists from Node 20.12; a plain `node` answers false
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const sea = (typeof require === 'function' ? require('node:sea') : createRequire(import.meta.url)('node:sea')) as {
+      isSea(): boolean;
+    };
+    return sea.isSea();
+  } catch {
+    return false;
+  }
+}
+
 /** How this very process was started: the single binary, or node + dist/cli.js. */
 export function selfCommand(): { command: string; args: string[] } {
-  const isSea = (() => {
-    try {
-      return (process as unknown as { isSea?: () => boolean }).isSea?.() === true || process.execPath.endsWith('/infra');
-    } catch {
-      return false;
-    }
-  })();
-  if (isSea) return { command: process.execPath, args: [] };
+  if (isSingleExecutable()) return { command: process.execPath, args: [] };
   const script = process.argv[1] ? resolve(process.argv[1]) : fileURLToPath(new URL('../cli.js', import.meta.url));
-  return { command: process.execPath, args: [script] };
+  // a development run through tsx (node --import tsx src/cli.ts) needs its loader flags too
+  const loader = script.endsWith('.ts') ? process.execArgv : [];
+  return { command: process.execPath, args: [...loader, realpathOr(script)] };
+}
+
+function realpathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 /**
@@ -32,7 +51,9 @@ export function clientSnippet(
   const project = resolveProject({ env, cwd: process.cwd(), projectFlag: opts.projectFlag });
   const config = loadConfig(project, env);
   const serverEnv: Record<string, string> = { MCP_PROFILES_DIR: project.dir };
-  for (const s of [...stringsIn(config.targets), ...stringsIn(config.profiles)]) {
+  // references are honoured in these files only (secret-refs.ts); servers.json arrives with federation
+  const referencing = [config.targets, config.profiles, (config as { servers?: unknown }).servers];
+  for (const s of referencing.flatMap((v) => [...stringsIn(v)])) {
     for (const ref of parseRefs(s)) {
       if (ref.kind !== 'env') continue;
       serverEnv[ref.name] = opts.withValues && env[ref.name] ? env[ref.name]! : `<value of ${ref.name}>`;
