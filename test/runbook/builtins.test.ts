@@ -4,7 +4,7 @@
  * fixture's message; nothing is skipped.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,40 +12,7 @@ import { startHttpServer, type FixtureServer } from '../fixtures/http-server.js'
 import { initRepo, writeAndCommit } from '../fixtures/git.js';
 import { startPostgres, type PgCluster } from '../fixtures/postgres.js';
 import { freePort, PASSWORD, PASSWORD_USER, startSshd, type Sshd } from '../fixtures/sshd.js';
-import { fail, ok, runbookRig, type Json, type RunbookRig } from './helpers.js';
-
-/**
- * The sshd's sessions get a PATH starting with a directory holding stand-ins for `sudo` and
- * `systemctl` (the test machine runs no systemd): systemctl writes each argument it received on
- * its own line to a log, so the test sees exactly how the remote shell split the command.
- */
-function fakeSystemd(): { bin: string; log: string; pwned: string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'infra-rb-fakebin-'));
-  const bin = join(dir, 'bin');
-  mkdirSync(bin);
-  const log = join(dir, 'systemctl.log');
-  writeFileSync(join(bin, 'sudo'), '#!/bin/sh\n[ "$1" = "-n" ] && shift\nexec "$@"\n');
-  writeFileSync(
-    join(bin, 'systemctl'),
-    [
-      '#!/bin/sh',
-      `{ echo "argc=$#"; for a in "$@"; do printf 'arg=%s\\n' "$a"; done; } >> '${log}'`,
-      'case "$2" in broken) echo "Job for broken.service failed" >&2; exit 5;; esac',
-      '[ "$1" = status ] && printf "* %s.service - stand-in\\n   Active: active (running)\\n" "$2"',
-      'exit 0',
-      '',
-    ].join('\n'),
-  );
-  chmodSync(join(bin, 'sudo'), 0o755);
-  chmodSync(join(bin, 'systemctl'), 0o755);
-  // the remote user is the fixture's unprivileged user: it can write the log, and would create
-  // `pwned` if an injected command ever ran
-  chmodSync(dir, 0o777);
-  chmodSync(bin, 0o755);
-  writeFileSync(log, '', { mode: 0o666 });
-  chmodSync(log, 0o666);
-  return { bin, log, pwned: join(dir, 'pwned'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+import { fail, fakeSystemd, ok, runbookRig, type Json, type RunbookRig } from './helpers.js';
 
 void describe('built-in runbooks against real services', () => {
   let sshd: Sshd;
