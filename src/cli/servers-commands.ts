@@ -113,6 +113,7 @@ export function registerServersCommands(program: Command): void {
       });
     });
 
+  // connection status is preflight's (kind "upstream"); this section says what each server exposes
   addDoctorSection(async (rt) => {
     const checks: DoctorCheck[] = [];
     for (const s of rt.serverStatuses()) {
@@ -121,16 +122,20 @@ export function registerServersCommands(program: Command): void {
     }
     const statuses = rt.serverStatuses();
     for (const s of statuses) {
-      const exposed = s.tools.filter((t) => t.state === 'exposed').length;
+      const exposed = s.tools.filter((t) => t.state === 'exposed').map((t) => t.tool);
+      const pending = s.tools.filter((t) => t.state === 'pending_approval').map((t) => t.tool);
       const blocked = s.tools.filter((t) => t.state === 'changed' || t.state === 'hidden_characters' || t.state === 'refused');
-      const detail = `${s.status}${s.reason ? ` (${s.reason})` : ''}; ${exposed} tool(s) exposed of ${s.tools.length}${blocked.length ? `; blocked: ${blocked.map((t) => t.tool).join(', ')}` : ''}`;
-      const status: DoctorCheck['status'] =
-        s.status === 'failed' || s.status === 'missing_credentials' ? 'fail' : s.status === 'pending_approval' || blocked.length ? 'warn' : 'ok';
+      const parts = [
+        `${s.status}`,
+        `exposed ${exposed.length} of ${s.tools.length}${exposed.length ? ` (${exposed.join(', ')})` : ''}`,
+        ...(pending.length ? [`pending approval: ${pending.join(', ')}`] : []),
+        ...blocked.map((t) => `${t.tool} ${t.state}: ${t.reason ?? ''}`),
+      ];
       checks.push({
-        name: `server ${s.name}`,
-        status,
-        detail,
-        ...(s.hint ? { fix: s.hint } : blocked.length ? { fix: `review with \`infra servers test ${s.name}\`, then \`infra servers approve ${s.name}\`` } : {}),
+        name: `server ${s.name} tools`,
+        status: pending.length || blocked.length ? 'warn' : 'ok',
+        detail: parts.join('; '),
+        ...(pending.length || blocked.length ? { fix: `review with \`infra servers test ${s.name}\`, then \`infra servers approve ${s.name}\`` } : {}),
       });
     }
     return { name: 'servers', checks, data: statuses };

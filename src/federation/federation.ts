@@ -20,6 +20,7 @@ import {
 } from './definition.js';
 import { findHiddenChars } from './hidden-chars.js';
 import { PinStore, type ServerPins } from './pins.js';
+import { registerFederation } from './preflight-source.js';
 import { Upstream } from './upstream.js';
 
 export type ServerStatusKind = 'disabled' | 'missing_credentials' | 'pending_approval' | 'idle' | 'starting' | 'connected' | 'failed';
@@ -99,6 +100,7 @@ export class Federation {
 
   constructor(private readonly opts: FederationOptions) {
     this.pins = new PinStore(opts.db);
+    registerFederation(opts.services, this);
   }
 
   get services(): Services {
@@ -427,16 +429,16 @@ export class Federation {
         status = 'missing_credentials';
         reason = `not set: ${missing.join(', ')}`;
         hint = 'set them where servers.json refers to them (environment of infra, or `infra secrets set NAME`)';
+      } else if (up.state === 'failed') {
+        status = 'failed';
+        reason = up.reason;
+        hint = up.hint;
       } else if (!pins.approved) {
         status = 'pending_approval';
-        reason = up.state === 'failed' ? `never approved; and it failed: ${up.reason}` : 'never approved';
+        reason = 'never approved';
         hint = `review with \`infra servers test ${name}\`, then \`infra servers approve ${name}\``;
       } else {
-        status = up.state === 'closed' ? 'idle' : up.state;
-        if (up.state === 'failed') {
-          reason = up.reason;
-          hint = up.hint;
-        }
+        status = up.state === 'closed' || up.state === 'failed' ? 'idle' : up.state;
       }
       const tools: UpstreamToolStatus[] = [...this.entries.values()]
         .filter((e) => e.server === name)

@@ -42,7 +42,7 @@ void describe('a crashing upstream', () => {
     try {
       await assert.rejects(r.rt.federation.connect('bad'), /refusing to start/);
       const st = status(r.rt, 'bad');
-      assert.equal(st.status, 'pending_approval');
+      assert.equal(st.status, 'failed');
       assert.match(st.reason ?? '', /refusing to start/);
       const e = await call(r.rt, 'bad__greet', {});
       assert.ok(e.error, 'refused');
@@ -130,6 +130,39 @@ void describe('config reload', () => {
       assert.equal(greet.state, 'refused');
       assert.match(greet.reason!, /at most 64 characters/);
       assert.ok(st.tools.find((t) => t.tool === 'env')?.state !== 'refused', `${name}__env fits`);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+void describe('status in preflight', () => {
+  void it('reports connected, disabled, missing_credentials, pending approval and failed servers', async () => {
+    const r = await rig({
+      good: fixtureServer(uniq('pf-good'), {}, { tools: { allow: ['greet'] } }),
+      off: fixtureServer(uniq('pf-off'), {}, { enabled: false }),
+      nocred: fixtureServer(uniq('pf-nocred'), { FIXTURE_SECRET: '${secret:PF_MISSING}' }),
+      fresh: fixtureServer(uniq('pf-fresh')),
+      broken: fixtureServer(uniq('pf-broken'), { FIXTURE_CRASH_AT_START: '1' }),
+    });
+    try {
+      await r.rt.federation.connect('good');
+      r.rt.federation.approve('good');
+      const e = (await r.rt.call('preflight', { kinds: ['upstream'], probe_timeout_ms: 30000 })) as unknown as {
+        ok: boolean;
+        result: { items: { name: string; status: string; reason?: string; message: string; missing?: string[] }[] };
+      };
+      assert.equal(e.ok, true, JSON.stringify(e));
+      const by = Object.fromEntries(e.result.items.map((i) => [i.name, i]));
+      assert.equal(by.good?.status, 'ok');
+      assert.match(by.good!.message, /connected; 1 tool\(s\) exposed/);
+      assert.equal(by.off?.status, 'disabled');
+      assert.equal(by.nocred?.status, 'missing_credentials');
+      assert.deepEqual(by.nocred?.missing, ['secret:PF_MISSING']);
+      assert.equal(by.fresh?.status, 'disabled');
+      assert.match(by.fresh!.message, /pending approval/);
+      assert.equal(by.broken?.status, 'failed');
+      assert.match(by.broken!.message, /refusing to start/);
     } finally {
       await r.close();
     }
