@@ -7,7 +7,7 @@ import { makeTlsFixture, startHttpServer, startHttpsServer, type FixtureServer, 
 
 const DEFAULT = { allowPrivate: true, allowLinkLocal: false };
 
-describe('http adapter (undici, guarded connector)', () => {
+void describe('http adapter (undici, guarded connector)', () => {
   let srv: FixtureServer;
   let tls: TlsFixture;
   let tlsSrv: FixtureServer;
@@ -22,7 +22,7 @@ describe('http adapter (undici, guarded connector)', () => {
     tls.cleanup();
   });
 
-  it('reuses one keep-alive connection per origin', async () => {
+  void it('reuses one keep-alive connection per origin', async () => {
     const agents = new HttpAgents();
     const get = async (): Promise<void> => {
       const r = await sendOnce(agents, { url: new URL(`${srv.url}/text`), method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: {} } });
@@ -39,7 +39,7 @@ describe('http adapter (undici, guarded connector)', () => {
     await agents.close();
   });
 
-  it('trusts a CA file for https and refuses an unknown CA without it', async () => {
+  void it('trusts a CA file for https and refuses an unknown CA without it', async () => {
     const agents = new HttpAgents();
     const ok = await sendOnce(agents, { url: new URL(`${tlsSrv.url}/text`), method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: { caFile: tls.caFile } } });
     assert.equal(ok.status, 200);
@@ -51,7 +51,7 @@ describe('http adapter (undici, guarded connector)', () => {
     await agents.close();
   });
 
-  it('ssrf: DNS rebinding to a metadata address is refused inside the connection lookup', async () => {
+  void it('ssrf: DNS rebinding to a metadata address is refused inside the connection lookup', async () => {
     // first answer is the test server, the next one the metadata address: a check on the name
     // before connecting would pass; the lookup inside the socket refuses the second
     let n = 0;
@@ -77,7 +77,7 @@ describe('http adapter (undici, guarded connector)', () => {
     await a2.close();
   });
 
-  it('ssrf: a name resolving to both a public and a link-local address is refused', async () => {
+  void it('ssrf: a name resolving to both a public and a link-local address is refused', async () => {
     const lookup: LookupFn = (_h, _o, cb) =>
       cb(null, [
         { address: '127.0.0.1', family: 4 },
@@ -89,7 +89,7 @@ describe('http adapter (undici, guarded connector)', () => {
     await agents.close();
   });
 
-  it('ssrf: literal metadata addresses never open a socket', async () => {
+  void it('ssrf: literal metadata addresses never open a socket', async () => {
     const seen: string[] = [];
     const onConnect = (m: unknown): void => {
       seen.push(String((m as { connectParams?: { hostname?: string } }).connectParams?.hostname));

@@ -4,7 +4,7 @@ import { jsonPath } from '../../src/toolsets/http/check.js';
 import { startHttpServer, type FixtureServer } from '../fixtures/http-server.js';
 import { fail, httpRig, ok, type HttpRig } from './helpers.js';
 
-describe('http check', () => {
+void describe('http check', () => {
   let srv: FixtureServer;
   let rig: HttpRig;
   before(async () => {
@@ -16,7 +16,7 @@ describe('http check', () => {
     await srv.close();
   });
 
-  it('passes with status, body text, JSON paths and latency', async () => {
+  void it('passes with status, body text, JSON paths and latency', async () => {
     const r = ok(
       await rig.call({
         action: 'check',
@@ -35,7 +35,7 @@ describe('http check', () => {
     assert.ok(r.result.checks.every((c: { passed: boolean }) => c.passed));
   });
 
-  it('a failed check is ok:true with passed:false and the reasons', async () => {
+  void it('a failed check is ok:true with passed:false and the reasons', async () => {
     const r = ok(await rig.call({ action: 'check', url: `${srv.url}/json`, expect_json: { status: 'down', 'nope.x': 1 }, expect_body_contains: 'missing-text' }));
     assert.equal(r.result.passed, false);
     assert.equal(r.result.reasons.length, 3);
@@ -45,7 +45,7 @@ describe('http check', () => {
     assert.match(rig.rt.services.audit.get(r.call_id)?.summary ?? '', /^FAILED/);
   });
 
-  it('default expect_status is 2xx', async () => {
+  void it('default expect_status is 2xx', async () => {
     assert.equal(ok(await rig.call({ action: 'check', url: `${srv.url}/text` })).result.passed, true);
     const r = ok(await rig.call({ action: 'check', url: `${srv.url}/status/503` }));
     assert.equal(r.result.passed, false);
@@ -53,19 +53,19 @@ describe('http check', () => {
     assert.equal(ok(await rig.call({ action: 'check', url: `${srv.url}/status/503`, expect_status: [503] })).result.passed, true);
   });
 
-  it('non-JSON body fails expect_json with a reason', async () => {
+  void it('non-JSON body fails expect_json with a reason', async () => {
     const r = ok(await rig.call({ action: 'check', url: `${srv.url}/text`, expect_json: { a: 1 } }));
     assert.equal(r.result.passed, false);
     assert.match(r.result.reasons.join(' '), /not JSON/);
   });
 
-  it('expect_json reads a body larger than the inline cap from the artifact', async () => {
+  void it('expect_json reads a body larger than the inline cap from the artifact', async () => {
     // echo returns the request headers: a 4 kB header makes the JSON body outgrow max_bytes
     const r = ok(await rig.call({ action: 'check', url: `${srv.url}/echo`, expect_json: { method: 'GET', body_bytes: 0 }, expect_body_contains: '"method":"GET"', max_bytes: 256, headers: { 'x-pad': 'x'.repeat(4000) } }));
     assert.equal(r.result.passed, true, JSON.stringify(r.result.reasons));
   });
 
-  it('an unreachable service fails the check instead of erroring', async () => {
+  void it('an unreachable service fails the check instead of erroring', async () => {
     const dead = await startHttpServer();
     const url = `${dead.url}/health`;
     await dead.close();
@@ -75,7 +75,7 @@ describe('http check', () => {
     assert.match(r.result.reasons[0], /ECONNREFUSED/);
   });
 
-  it('check is read-only: POST is not a check method', async () => {
+  void it('check is read-only: POST is not a check method', async () => {
     assert.equal(fail(await rig.call({ action: 'check', url: `${srv.url}/echo`, method: 'POST' })).error.code, 'INVALID_ARGUMENT');
     const ro = await httpRig({}, { INFRA_READ_ONLY: '1' });
     try {
@@ -85,7 +85,7 @@ describe('http check', () => {
     }
   });
 
-  it('jsonPath handles dots, brackets, quotes and $', () => {
+  void it('jsonPath handles dots, brackets, quotes and $', () => {
     const v = { a: { 'b.c': [1, { d: null }] }, e: [[5]] };
     assert.deepEqual(jsonPath(v, 'a["b.c"][1].d'), { found: true, value: null });
     assert.deepEqual(jsonPath(v, '$.e[0][0]'), { found: true, value: 5 });

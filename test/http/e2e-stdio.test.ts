@@ -7,7 +7,7 @@ import { startHttpServer, type FixtureServer } from '../fixtures/http-server.js'
 
 // the bundled server (npm run build) spoken to by the SDK's own Client over stdio, as a
 // third-party MCP client would
-describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? false : `${CLI} is not built (npm run build)` }, () => {
+void describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? false : `${CLI} is not built (npm run build)` }, () => {
   let srv: FixtureServer;
   let project: TempProject;
   let s: StdioSession;
@@ -24,7 +24,7 @@ describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? false 
     project.cleanup();
   });
 
-  it('lists http with its actions and read/write annotations', async () => {
+  void it('lists http with its actions and read/write annotations', async () => {
     const { tools } = await s.client.listTools();
     const http = tools.find((t) => t.name === 'http');
     assert.ok(http, 'http is listed');
@@ -33,7 +33,7 @@ describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? false 
     assert.equal(http.annotations?.readOnlyHint, false);
   });
 
-  it('request, check and an SSRF refusal answer as envelopes', async () => {
+  void it('request, check and an SSRF refusal answer as envelopes', async () => {
     const r = await s.call('http', { action: 'request', profile: 'api', path: '/echo' });
     assert.equal(r.ok, true);
     assert.doesNotMatch(JSON.stringify(r), new RegExp(token));

@@ -36,7 +36,7 @@ const METADATA_URLS = [
   'http://169.254.1.1/', // link-local v4
 ];
 
-describe('http security rules', () => {
+void describe('http security rules', () => {
   let srv: FixtureServer;
   let other: FixtureServer;
   let rig: HttpRig;
@@ -54,7 +54,7 @@ describe('http security rules', () => {
     await other.close();
   });
 
-  it('ssrf: redirect to cloud metadata is refused, and no connection is attempted', async () => {
+  void it('ssrf: redirect to cloud metadata is refused, and no connection is attempted', async () => {
     let reply: Envelope | undefined;
     const connects = await connectsDuring(async () => {
       reply = await rig.call({ action: 'request', url: `${srv.url}/redirect?to=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}` });
@@ -69,7 +69,7 @@ describe('http security rules', () => {
   });
 
   for (const target of METADATA_URLS) {
-    it(`ssrf: redirect to ${target} is refused`, async () => {
+    void it(`ssrf: redirect to ${target} is refused`, async () => {
       const connects = await connectsDuring(async () => {
         const e = fail(await rig.call({ action: 'request', url: `${srv.url}/redirect?status=307&to=${encodeURIComponent(target)}` }));
         assert.equal(e.error.code, 'DENIED');
@@ -78,7 +78,7 @@ describe('http security rules', () => {
       assert.deepEqual(connects.filter((h) => !h.startsWith('127.0.0.1')), []);
     });
 
-    it(`ssrf: direct request to ${target} is refused before the call runs`, async () => {
+    void it(`ssrf: direct request to ${target} is refused before the call runs`, async () => {
       const e = fail(await rig.call({ action: 'request', url: target }));
       assert.equal(e.error.code, 'DENIED');
       assert.equal(rig.rt.services.audit.get(e.call_id)?.status, 'denied');
@@ -87,7 +87,7 @@ describe('http security rules', () => {
     });
   }
 
-  it('ssrf: a profile pointing at metadata is refused unless the profile allows link-local', async () => {
+  void it('ssrf: a profile pointing at metadata is refused unless the profile allows link-local', async () => {
     const r = await httpRig({ 'profiles.json': { imds: { type: 'http', base_url: 'http://169.254.169.254' } } });
     try {
       const e = fail(await r.call({ action: 'request', profile: 'imds', path: '/latest/meta-data/' }));
@@ -98,7 +98,7 @@ describe('http security rules', () => {
     }
   });
 
-  it('ssrf: allow_private false refuses loopback after DNS resolution (localhost)', async () => {
+  void it('ssrf: allow_private false refuses loopback after DNS resolution (localhost)', async () => {
     const r = await httpRig({ 'policy.json': { http: { allow_private: false } } });
     try {
       // an address literal is refused at the gate
@@ -115,7 +115,7 @@ describe('http security rules', () => {
     }
   });
 
-  it("ssrf: a profile's allow_private does not carry over a redirect to another origin", async () => {
+  void it("ssrf: a profile's allow_private does not carry over a redirect to another origin", async () => {
     const r = await httpRig({
       'policy.json': { http: { allow_private: false } },
       'profiles.json': { internal: { type: 'http', base_url: srv.url, allow_private: true } },
@@ -130,7 +130,7 @@ describe('http security rules', () => {
     }
   });
 
-  it('allow_hosts: a host outside the list is refused, also on a redirect hop', async () => {
+  void it('allow_hosts: a host outside the list is refused, also on a redirect hop', async () => {
     const r = await httpRig({ 'policy.json': { http: { allow_hosts: ['127.0.0.1'] } } });
     try {
       ok(await r.call({ action: 'request', url: `${srv.url}/text` }));
@@ -146,12 +146,12 @@ describe('http security rules', () => {
     }
   });
 
-  it('ssrf: redirect to a non-http scheme is refused', async () => {
+  void it('ssrf: redirect to a non-http scheme is refused', async () => {
     const e = fail(await rig.call({ action: 'request', url: `${srv.url}/redirect?to=${encodeURIComponent('file:///etc/passwd')}` }));
     assert.equal(e.error.code, 'DENIED');
   });
 
-  it('credential leak: profile headers are not sent to another origin on redirect', async () => {
+  void it('credential leak: profile headers are not sent to another origin on redirect', async () => {
     const before = other.requests.length;
     const r = ok(await rig.call({ action: 'request', profile: 'api', path: `/redirect?to=${encodeURIComponent(`${other.url}/echo`)}`, headers: { 'X-Api-Key': 'caller-key-1234', 'X-Trace': 't1' } }));
     assert.equal(r.result.status, 200);
@@ -166,7 +166,7 @@ describe('http security rules', () => {
   });
 });
 
-describe('secret leak: a profile bearer token never reaches replies, artifacts, audit or logs', () => {
+void describe('secret leak: a profile bearer token never reaches replies, artifacts, audit or logs', () => {
   const token = `tok_${randomBytes(24).toString('hex')}`;
   const forms = [token, Buffer.from(token).toString('base64'), Buffer.from(`Bearer ${token}`).toString('base64'), encodeURIComponent(token)];
   let srv: FixtureServer;
@@ -190,7 +190,7 @@ describe('secret leak: a profile bearer token never reaches replies, artifacts, 
     await srv.close();
   });
 
-  it('secret leak: token echoed by the server, in errors, redirects and checks stays out of .infra', async () => {
+  void it('secret leak: token echoed by the server, in errors, redirects and checks stays out of .infra', async () => {
     const replies: Envelope[] = [];
     const call = async (args: Record<string, unknown>): Promise<Envelope> => {
       const r = await rig.call(args);

@@ -27,9 +27,9 @@ const METADATA_SPELLINGS = [
   '169.254.170.2', // ECS
 ];
 
-describe('ssrf address rules', () => {
+void describe('ssrf address rules', () => {
   for (const s of METADATA_SPELLINGS) {
-    it(`ssrf: metadata address spelled ${s} is refused`, () => {
+    void it(`ssrf: metadata address spelled ${s} is refused`, () => {
       const r = checkHost(s, DEFAULT);
       assert.ok(r, `${s} must be refused`);
       assert.equal(r.allowKey, 'allow_link_local');
@@ -37,7 +37,7 @@ describe('ssrf address rules', () => {
     });
   }
 
-  it('ssrf: link-local ranges are refused in v4 and v6', () => {
+  void it('ssrf: link-local ranges are refused in v4 and v6', () => {
     for (const s of ['169.254.0.1', '169.254.255.255', 'fe80::1', '[fe80::1%eth0]', 'febf::1', '::ffff:169.254.1.1']) {
       const r = checkHost(s, DEFAULT);
       assert.ok(r, s);
@@ -45,7 +45,7 @@ describe('ssrf address rules', () => {
     }
   });
 
-  it('ssrf: metadata host names are refused without DNS', () => {
+  void it('ssrf: metadata host names are refused without DNS', () => {
     for (const s of ['metadata.google.internal', 'METADATA.google.internal.', 'metadata', 'metadata.goog', 'instance-data']) {
       const r = checkHost(s, DEFAULT);
       assert.ok(r, s);
@@ -55,13 +55,13 @@ describe('ssrf address rules', () => {
     assert.equal(checkHost('metadata.google.internal', OPEN), undefined);
   });
 
-  it('loopback and private ranges are allowed by default', () => {
+  void it('loopback and private ranges are allowed by default', () => {
     for (const s of ['127.0.0.1', '127.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '::1', 'fc00::1', '100.64.0.1', '0.0.0.0']) {
       assert.equal(checkHost(s, DEFAULT), undefined, s);
     }
   });
 
-  it('ssrf: allow_private false refuses loopback, private and 0.0.0.0 in every spelling', () => {
+  void it('ssrf: allow_private false refuses loopback, private and 0.0.0.0 in every spelling', () => {
     for (const s of ['127.0.0.1', '2130706433', '0x7f000001', '0177.0.0.1', '127.1', '10.0.0.1', '192.168.0.1', '[::1]', '::ffff:127.0.0.1', '::ffff:7f00:1', 'fd12::1', '0.0.0.0', '0', '[::]']) {
       const r = checkHost(s, STRICT);
       assert.ok(r, `${s} must be refused`);
@@ -69,24 +69,24 @@ describe('ssrf address rules', () => {
     }
   });
 
-  it('public addresses and names pass the literal check', () => {
+  void it('public addresses and names pass the literal check', () => {
     for (const s of ['8.8.8.8', '2606:4700::1111', 'example.com', 'api.internal', '1.1.1.1']) {
       assert.equal(checkHost(s, STRICT), undefined, s);
     }
   });
 
-  it('fd00:ec2::254 is metadata, not merely unique-local', () => {
+  void it('fd00:ec2::254 is metadata, not merely unique-local', () => {
     assert.equal(classifyAddress('fd00:ec2::254').class, 'metadata');
     assert.equal(classifyAddress('fd00:ec2::1').class, 'private');
   });
 
-  it('checkAddress names the host and the resolved address', () => {
+  void it('checkAddress names the host and the resolved address', () => {
     const r = checkAddress('169.254.169.254', DEFAULT, 'rebind.example');
     assert.ok(r);
     assert.match(r.message, /rebind\.example \(169\.254\.169\.254\)/);
   });
 
-  it('parseAddress leaves host names alone', () => {
+  void it('parseAddress leaves host names alone', () => {
     assert.equal(parseAddress('example.com'), undefined);
     assert.equal(parseAddress('deadbeef.example'), undefined);
     assert.equal(parseAddress('abc'), undefined);
@@ -95,8 +95,8 @@ describe('ssrf address rules', () => {
   });
 });
 
-describe('http.allow_hosts matching', () => {
-  it('exact names, subdomain wildcards, addresses and CIDR', () => {
+void describe('http.allow_hosts matching', () => {
+  void it('exact names, subdomain wildcards, addresses and CIDR', () => {
     const p = ['api.internal', '*.example.com', '10.0.0.0/8', '127.0.0.1'];
     assert.ok(hostAllowed('api.internal', p));
     assert.ok(hostAllowed('API.internal.', p));

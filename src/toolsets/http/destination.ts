@@ -103,7 +103,7 @@ export function resolveDestination(a: DestinationArgs, services: Services): Dest
     } else {
       const path = a.path ?? '';
       // a path must stay a path: no scheme, no network-path reference, no backslashes
-      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(path) || path.startsWith('//') || /[\\\x00-\x1f\x7f]/.test(path)) {
+      if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(path) || path.startsWith('//') || hasControlOrBackslash(path)) {
         throw invalid(
           `path ${JSON.stringify(path.slice(0, 200))} is not a relative path`,
           'pass a path like /v1/items?limit=10; for another host use url without the profile',
@@ -132,6 +132,15 @@ export function resolveDestination(a: DestinationArgs, services: Services): Dest
     for (const item of Array.isArray(v) ? v : [v]) url.searchParams.append(k, String(item));
   }
   return { url, profileName: name, profile, profileOrigin };
+}
+
+/** URL parsing drops tabs and newlines, which could turn `/\t/host` into `//host`. */
+function hasControlOrBackslash(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x5c) return true;
+  }
+  return false;
 }
 
 function splitQuery(path: string): [string, string] {
