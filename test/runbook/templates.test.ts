@@ -84,3 +84,23 @@ void describe('runbook templates', () => {
     for (const v of [true, 1, 'x', [1], {}]) assert.equal(truthy(v), true, JSON.stringify(v));
   });
 });
+
+void describe('MCP prompts built on runbooks', () => {
+  void it('lists the prompts and renders one with the exact runbook call', async () => {
+    const { listPrompts, getPrompt, PROMPTS } = await import('../../src/server/prompts.js');
+    const names = listPrompts().prompts.map((p) => p.name);
+    assert.deepEqual(names, ['diagnose_host', 'export_table', 'snapshot_repo', 'smoke_test']);
+    const config = { config: { targets: {}, profiles: {} } } as unknown as Parameters<typeof getPrompt>[2];
+    const r = getPrompt('diagnose_host', { target: 'prod' }, config);
+    assert.match(r.messages[0]!.content.text, /"name":"ssh\.health","input":\{"target":"prod"\}/);
+    assert.throws(() => getPrompt('diagnose_host', {}, config), /needs target/);
+    assert.throws(() => getPrompt('nope', {}, config), /no prompt/);
+    // every prompt names a built-in runbook that exists
+    const { builtinRunbooks } = await import('../../src/toolsets/runbook/catalog.js');
+    for (const p of PROMPTS) {
+      const text = p.text({ target: 't', url: 'http://x', table: 'x' }, config);
+      const used = [...text.matchAll(/"name":"([^"]+)"/g)].map((m) => m[1]!);
+      assert.ok(used.length > 0 && used.every((n) => n in builtinRunbooks()), `${p.name}: ${used.join(', ')}`);
+    }
+  });
+});
