@@ -1,9 +1,10 @@
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, resolveProject } from '../config/load.js';
 import { parseRefs, stringsIn } from '../config/secret-refs.js';
+import { KEY_FILE } from '../secrets/store.js';
 
 export const CLIENTS = ['claude', 'vscode', 'zed', 'cursor'] as const;
 export type ClientKind = (typeof CLIENTS)[number];
@@ -51,13 +52,19 @@ export function clientSnippet(
   const project = resolveProject({ env, cwd: process.cwd(), projectFlag: opts.projectFlag });
   const config = loadConfig(project, env);
   const serverEnv: Record<string, string> = { MCP_PROFILES_DIR: project.dir };
-  // references are honoured in these files only (secret-refs.ts); servers.json arrives with federation
-  const referencing = [config.targets, config.profiles, (config as { servers?: unknown }).servers];
+  // references are honoured in these files only (secret-refs.ts)
+  const referencing = [config.targets, config.profiles, config.servers];
+  let usesSecrets = false;
   for (const s of referencing.flatMap((v) => [...stringsIn(v)])) {
     for (const ref of parseRefs(s)) {
+      if (ref.kind === 'secret') usesSecrets = true;
       if (ref.kind !== 'env') continue;
       serverEnv[ref.name] = opts.withValues && env[ref.name] ? env[ref.name]! : `<value of ${ref.name}>`;
     }
+  }
+  // ${secret:…} needs the store's key: the project's secrets.key, or else INFRA_SECRETS_KEY
+  if (usesSecrets && !existsSync(join(project.dir, KEY_FILE)) && !serverEnv.INFRA_SECRETS_KEY) {
+    serverEnv.INFRA_SECRETS_KEY = opts.withValues && env.INFRA_SECRETS_KEY ? env.INFRA_SECRETS_KEY : '<value of INFRA_SECRETS_KEY>';
   }
   const { command, args } = selfCommand();
   const server = { command, args, env: serverEnv };

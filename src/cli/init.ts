@@ -49,8 +49,23 @@ const FILES: Record<string, string> = {
     "tags": ["test"],
     "inputs": ["message"],
     "steps": [
-      { "id": "echo", "tool": "mcp_state", "args": { "action": "set", "key": "hello", "value": "{{ input.message }}" } }
+      { "id": "echo", "tool": "state", "args": { "action": "set", "key": "hello", "value": "{{ input.message }}" } }
     ]
+  }
+}
+`,
+  'servers.json': `{
+  "$schema": "SCHEMA/servers.schema.json",
+  // Other MCP servers behind infra: every call audited and under policy. Their tools appear as
+  // <server>__<tool>, only those matched by tools.allow. See: infra servers list|test|approve.
+  "mcpServers": {
+    // "memory": {
+    //   "command": "npx",
+    //   "args": ["-y", "@modelcontextprotocol/server-memory"],
+    //   "env": { "MEMORY_FILE_PATH": "\${env:HOME}/.infra-memory.json" },
+    //   "tools": { "allow": ["read_graph", "search_nodes"], "deny": [] }
+    // },
+    // "remote": { "url": "https://mcp.example.com/mcp", "headers": { "Authorization": "Bearer \${secret:REMOTE_TOKEN}" } }
   }
 }
 `,

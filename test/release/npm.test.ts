@@ -112,4 +112,35 @@ void describe('npm package: bin works after npm install -g from a packed tarball
       await client.close();
     }
   });
+
+  void it('the snippet of `infra config client` starts a working server as the client would', async () => {
+    const root = join(tmp, 'snippet-project');
+    mkdirSync(root);
+    const bin = join(prefix, 'bin', 'infra');
+    const env = { PATH: dirname(process.execPath), HOME: tmp };
+    assert.equal(spawnSync(bin, ['init', root], { cwd: tmp, env, encoding: 'utf8' }).status, 0);
+    const r = spawnSync(bin, ['--project', root, 'config', 'client', '--client', 'claude'], { cwd: tmp, env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const server = (JSON.parse(r.stdout) as { mcpServers: { infra: { command: string; args: string[]; env: Record<string, string> } } })
+      .mcpServers.infra;
+    assert.equal(server.command, process.execPath);
+    assert.deepEqual(server.args, [join(realpathSync(prefix), 'lib', 'node_modules', pkg.name, 'dist', 'cli.js')]);
+    assert.deepEqual(server.env, { MCP_PROFILES_DIR: join(root, '.infra') });
+    // a desktop client starts it from / with an almost empty environment
+    const transport = new StdioClientTransport({
+      command: server.command,
+      args: server.args,
+      env: { ...server.env, HOME: tmp },
+      cwd: '/',
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'infra-npm-test', version: '1.0.0' }, { capabilities: {} });
+    await client.connect(transport);
+    try {
+      const r2 = await client.callTool({ name: 'runbook', arguments: { action: 'run', name: 'hello.world', input: { message: 'hi' } } });
+      assert.equal((r2.structuredContent as { ok: boolean }).ok, true, JSON.stringify(r2.structuredContent));
+    } finally {
+      await client.close();
+    }
+  });
 });
