@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { createRuntime, type Runtime } from '../../src/exec/runtime.js';
 import { SecretStore } from '../../src/secrets/store.js';
 import type { PreflightItem, PreflightResult } from '../../src/toolsets/preflight/index.js';
-import { startSshd, freePort, type Sshd } from '../fixtures/sshd.js';
+import { startSshd, freePort, PASSWORD, PASSWORD_USER, type Sshd } from '../fixtures/sshd.js';
 import { startPostgres, type PgCluster } from '../fixtures/postgres.js';
 import { makeTlsFixture, startHttpServer, startHttpsServer, type FixtureServer, type TlsFixture } from '../fixtures/http-server.js';
 import { makeProject, type TempProject } from '../helpers/project.js';
@@ -66,7 +66,8 @@ async function rig(files: Record<string, unknown>, env: Record<string, string> =
 }
 
 async function preflight(rt: Runtime, args: Record<string, unknown> = {}): Promise<{ result: PreflightResult; callId: string }> {
-  const env = await rt.call('preflight', args);
+  // generous bounds: probes must not fail because the shared machine is busy
+  const env = await rt.call('preflight', { timeout_ms: 300_000, probe_timeout_ms: 120_000, ...args });
   assert.ok(env.ok, `preflight failed: ${JSON.stringify(env)}`);
   return { result: env.result as PreflightResult, callId: env.call_id };
 }
@@ -86,18 +87,22 @@ void describe('preflight statuses against real sshd, PostgreSQL and HTTP servers
     const key = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
       host: sshd.host,
       port: sshd.port,
-      username: sshd.user,
-      key_file: sshd.keys.key,
+      // the fixture's password user: its /bin/sh reads no rc files (root's ~/.bashrc on a
+      // shared machine can stall a command for a minute)
+      username: PASSWORD_USER,
+      password: '${secret:SSH_PW}',
       host_key_sha256: sshd.fingerprint,
+      // generous: the machine is shared with other test runs (only ssh-silent tests the bound)
+      connect_timeout_ms: 30_000,
       ...extra,
     });
     rt = await rig(
       {
         'targets.json': {
           'ssh-ok': key(),
-          'ssh-missing': key({ key_file: undefined, password: '${secret:SSH_NOT_STORED}' }),
+          'ssh-missing': key({ password: '${secret:SSH_NOT_STORED}' }),
           'ssh-blocked': key(),
-          'ssh-auth': key({ key_file: sshd.keys.wrongKey }),
+          'ssh-auth': key({ username: sshd.user, password: undefined, key_file: sshd.keys.wrongKey }),
           'ssh-hostkey': key({ host_key_sha256: WRONG_PIN }),
           'ssh-down': key({ port: closedPort }),
           'ssh-silent': key({ port: silentPort, connect_timeout_ms: 1000 }),
@@ -123,7 +128,7 @@ void describe('preflight statuses against real sshd, PostgreSQL and HTTP servers
         },
       },
       { PG_READER_PW: pg.passwords.reader, PG_WRONG_PW: 'not-the-password' },
-      { API_TOKEN: 'tok-preflight-0123456789', PG_SU_PW: pg.passwords.postgres },
+      { API_TOKEN: 'tok-preflight-0123456789', PG_SU_PW: pg.passwords.postgres, SSH_PW: PASSWORD },
     );
     ({ result, callId } = await preflight(rt));
   });
@@ -240,10 +245,18 @@ void describe('preflight and whole-tool policy', () => {
     const rt = await rig(
       {
         'targets.json': {
-          ok: { host: sshd.host, port: sshd.port, username: sshd.user, key_file: sshd.keys.key, host_key_sha256: sshd.fingerprint },
+          ok: {
+            host: sshd.host,
+            port: sshd.port,
+            username: PASSWORD_USER,
+            password: '${secret:SSH_PW}',
+            host_key_sha256: sshd.fingerprint,
+            connect_timeout_ms: 30_000,
+          },
         },
       },
       { INFRA_READ_ONLY: '1' },
+      { SSH_PW: PASSWORD },
     );
     const { result } = await preflight(rt);
     assert.equal(item(result, 'ssh', 'ok').status, 'ok');
