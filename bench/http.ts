@@ -77,7 +77,12 @@ async function main(): Promise<void> {
   }
   const stdioBare = new Client({ name: 'bench', version: '0' });
   await stdioBare.connect(
-    new StdioClientTransport({ command: process.execPath, args: ['--import', 'tsx', fileURLToPath(import.meta.url), '--bare-stdio-server'], cwd: ROOT, stderr: 'inherit' }),
+    new StdioClientTransport({
+      command: process.execPath,
+      args: ['--import', 'tsx', fileURLToPath(import.meta.url), '--bare-stdio-server'],
+      cwd: ROOT,
+      stderr: 'inherit',
+    }),
   );
   const memInfra = new Client({ name: 'bench', version: '0' });
   {
@@ -86,16 +91,24 @@ async function main(): Promise<void> {
   }
   const stdioInfra = new Client({ name: 'bench', version: '0' });
   await stdioInfra.connect(
-    new StdioClientTransport({ command: process.execPath, args: [cli], env: { ...env, MCP_PROFILES_DIR: project.infraDir } as Record<string, string>, cwd: '/', stderr: 'inherit' }),
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [cli],
+      env: { ...env, MCP_PROFILES_DIR: project.infraDir } as Record<string, string>,
+      cwd: '/',
+      stderr: 'inherit',
+    }),
   );
   await rt.call('state', { action: 'set', key: 'bench', value: 1 });
   await memInfra.listTools();
   await stdioInfra.listTools();
 
-  const call = (c: Client): Fn => async () => {
-    const r = await c.callTool({ name: 'http', arguments: { action: 'request', url } });
-    if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
-  };
+  const call =
+    (c: Client): Fn =>
+    async () => {
+      const r = await c.callTool({ name: 'http', arguments: { action: 'request', url } });
+      if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+    };
   const variants: [string, Fn][] = [
     ['raw undici (keep-alive Pool)', async () => void (await (await pool.request({ path: '/text', method: 'GET' })).body.text())],
     ['bare SDK round trip (mem)', async () => void (await memBare.callTool({ name: 'ping', arguments: {} }))],

@@ -90,8 +90,7 @@ export function parseAddress(host: string): ipaddr.IPv4 | ipaddr.IPv6 | undefine
 export function embeddedIPv4(addr: ipaddr.IPv6): ipaddr.IPv4 | undefined {
   const range = addr.range();
   const p = addr.parts;
-  const fromLow = (): ipaddr.IPv4 =>
-    new ipaddr.IPv4([p[6]! >> 8, p[6]! & 0xff, p[7]! >> 8, p[7]! & 0xff]);
+  const fromLow = (): ipaddr.IPv4 => new ipaddr.IPv4([p[6]! >> 8, p[6]! & 0xff, p[7]! >> 8, p[7]! & 0xff]);
   if (range === 'ipv4Mapped' || range === 'rfc6145') return fromLow();
   if (range === 'rfc6052' && p[1] === 0xff9b && p[2] === 0) return fromLow(); // 64:ff9b::/96
   // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks); not :: or ::1

@@ -25,7 +25,13 @@ void describe('http adapter (undici, guarded connector)', () => {
   void it('reuses one keep-alive connection per origin', async () => {
     const agents = new HttpAgents();
     const get = async (): Promise<void> => {
-      const r = await sendOnce(agents, { url: new URL(`${srv.url}/text`), method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: {} } });
+      const r = await sendOnce(agents, {
+        url: new URL(`${srv.url}/text`),
+        method: 'GET',
+        headers: {},
+        signal: new AbortController().signal,
+        agent: { guard: DEFAULT, tls: {} },
+      });
       assert.equal(r.status, 200);
       await r.body.dump?.();
     };
@@ -41,11 +47,23 @@ void describe('http adapter (undici, guarded connector)', () => {
 
   void it('trusts a CA file for https and refuses an unknown CA without it', async () => {
     const agents = new HttpAgents();
-    const ok = await sendOnce(agents, { url: new URL(`${tlsSrv.url}/text`), method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: { caFile: tls.caFile } } });
+    const ok = await sendOnce(agents, {
+      url: new URL(`${tlsSrv.url}/text`),
+      method: 'GET',
+      headers: {},
+      signal: new AbortController().signal,
+      agent: { guard: DEFAULT, tls: { caFile: tls.caFile } },
+    });
     assert.equal(ok.status, 200);
     await ok.body.dump?.();
     await assert.rejects(
-      sendOnce(agents, { url: new URL(`${tlsSrv.url}/text`), method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: {} } }),
+      sendOnce(agents, {
+        url: new URL(`${tlsSrv.url}/text`),
+        method: 'GET',
+        headers: {},
+        signal: new AbortController().signal,
+        agent: { guard: DEFAULT, tls: {} },
+      }),
       (e: Error) => /certificate|self.signed|issuer/i.test(`${e.message} ${(e as { code?: string }).code}`),
     );
     await agents.close();
@@ -62,12 +80,24 @@ void describe('http adapter (undici, guarded connector)', () => {
     };
     const a1 = new HttpAgents({ lookup });
     const url = new URL(`http://rebind.test:${srv.port}/text`);
-    const r = await sendOnce(a1, { url, method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: {} } });
+    const r = await sendOnce(a1, {
+      url,
+      method: 'GET',
+      headers: {},
+      signal: new AbortController().signal,
+      agent: { guard: DEFAULT, tls: {} },
+    });
     assert.equal(r.status, 200);
     await r.body.dump?.();
     await a1.close();
     const a2 = new HttpAgents({ lookup });
-    const err = await sendOnce(a2, { url, method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: {} } }).then(
+    const err = await sendOnce(a2, {
+      url,
+      method: 'GET',
+      headers: {},
+      signal: new AbortController().signal,
+      agent: { guard: DEFAULT, tls: {} },
+    }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -84,7 +114,13 @@ void describe('http adapter (undici, guarded connector)', () => {
         { address: 'fe80::1', family: 6 },
       ]);
     const agents = new HttpAgents({ lookup });
-    const err = await sendOnce(agents, { url: new URL(`http://two.test:${srv.port}/`), method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: {} } }).catch((e: unknown) => e);
+    const err = await sendOnce(agents, {
+      url: new URL(`http://two.test:${srv.port}/`),
+      method: 'GET',
+      headers: {},
+      signal: new AbortController().signal,
+      agent: { guard: DEFAULT, tls: {} },
+    }).catch((e: unknown) => e);
     assert.ok(findSsrfError(err));
     await agents.close();
   });
@@ -100,8 +136,21 @@ void describe('http adapter (undici, guarded connector)', () => {
     subscribe('undici:client:connected', onSocket);
     const agents = new HttpAgents();
     try {
-      for (const u of ['http://169.254.169.254/latest/meta-data/', 'http://2852039166/', 'http://0251.0376.0251.0376/', 'http://0xa9fea9fe/', 'http://[::ffff:169.254.169.254]/', 'http://metadata.google.internal/']) {
-        const err = await sendOnce(agents, { url: new URL(u), method: 'GET', headers: {}, signal: new AbortController().signal, agent: { guard: DEFAULT, tls: {} } }).catch((e: unknown) => e);
+      for (const u of [
+        'http://169.254.169.254/latest/meta-data/',
+        'http://2852039166/',
+        'http://0251.0376.0251.0376/',
+        'http://0xa9fea9fe/',
+        'http://[::ffff:169.254.169.254]/',
+        'http://metadata.google.internal/',
+      ]) {
+        const err = await sendOnce(agents, {
+          url: new URL(u),
+          method: 'GET',
+          headers: {},
+          signal: new AbortController().signal,
+          agent: { guard: DEFAULT, tls: {} },
+        }).catch((e: unknown) => e);
         assert.ok(findSsrfError(err), `${u}: ${String(err)}`);
       }
     } finally {

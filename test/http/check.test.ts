@@ -24,7 +24,13 @@ void describe('http check', () => {
         path: '/json',
         expect_status: 200,
         expect_body_contains: ['"status":"up"', 'version'],
-        expect_json: { status: 'up', 'checks.db.ok': true, 'items[1].id': 2, '$.items.0.id': 1, checks: { db: { ok: true, latency_ms: 3 } } },
+        expect_json: {
+          status: 'up',
+          'checks.db.ok': true,
+          'items[1].id': 2,
+          '$.items.0.id': 1,
+          checks: { db: { ok: true, latency_ms: 3 } },
+        },
         max_latency_ms: 5000,
       }),
     );
@@ -36,7 +42,14 @@ void describe('http check', () => {
   });
 
   void it('a failed check is ok:true with passed:false and the reasons', async () => {
-    const r = ok(await rig.call({ action: 'check', url: `${srv.url}/json`, expect_json: { status: 'down', 'nope.x': 1 }, expect_body_contains: 'missing-text' }));
+    const r = ok(
+      await rig.call({
+        action: 'check',
+        url: `${srv.url}/json`,
+        expect_json: { status: 'down', 'nope.x': 1 },
+        expect_body_contains: 'missing-text',
+      }),
+    );
     assert.equal(r.result.passed, false);
     assert.equal(r.result.reasons.length, 3);
     assert.match(r.result.reasons.join('\n'), /status is "up", expected "down"/);
@@ -61,7 +74,16 @@ void describe('http check', () => {
 
   void it('expect_json reads a body larger than the inline cap from the artifact', async () => {
     // echo returns the request headers: a 4 kB header makes the JSON body outgrow max_bytes
-    const r = ok(await rig.call({ action: 'check', url: `${srv.url}/echo`, expect_json: { method: 'GET', body_bytes: 0 }, expect_body_contains: '"method":"GET"', max_bytes: 256, headers: { 'x-pad': 'x'.repeat(4000) } }));
+    const r = ok(
+      await rig.call({
+        action: 'check',
+        url: `${srv.url}/echo`,
+        expect_json: { method: 'GET', body_bytes: 0 },
+        expect_body_contains: '"method":"GET"',
+        max_bytes: 256,
+        headers: { 'x-pad': 'x'.repeat(4000) },
+      }),
+    );
     assert.equal(r.result.passed, true, JSON.stringify(r.result.reasons));
   });
 

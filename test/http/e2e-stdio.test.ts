@@ -15,7 +15,9 @@ void describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? f
 
   before(async () => {
     srv = await startHttpServer();
-    project = makeProject({ 'profiles.json': { api: { type: 'http', base_url: srv.url, headers: { Authorization: 'Bearer ${env:E2E_TOKEN}' } } } });
+    project = makeProject({
+      'profiles.json': { api: { type: 'http', base_url: srv.url, headers: { Authorization: 'Bearer ${env:E2E_TOKEN}' } } },
+    });
     s = await startStdio({ env: { MCP_PROFILES_DIR: project.infraDir, E2E_TOKEN: token } });
   });
   after(async () => {
@@ -39,7 +41,10 @@ void describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? f
     assert.doesNotMatch(JSON.stringify(r), new RegExp(token));
     const c = await s.call('http', { action: 'check', profile: 'api', path: '/json', expect_json: { status: 'up' } });
     assert.equal((c.result as { passed: boolean }).passed, true);
-    const d = await s.call('mcp_api_client', { action: 'request', url: `${srv.url}/redirect?to=${encodeURIComponent('http://[::ffff:169.254.169.254]/')}` });
+    const d = await s.call('mcp_api_client', {
+      action: 'request',
+      url: `${srv.url}/redirect?to=${encodeURIComponent('http://[::ffff:169.254.169.254]/')}`,
+    });
     assert.equal(d.ok, false);
     assert.equal((d.error as { code: string }).code, 'DENIED');
     const audit = await s.call('audit', { action: 'list', limit: 10 });

@@ -97,8 +97,16 @@ void describe('http request through the pipeline', () => {
     assert.equal(r.result.json.headers['content-type'], 'application/json');
   });
 
-  void it('text body, with the caller\'s content-type kept', async () => {
-    const r = ok(await rig.call({ action: 'request', url: `${srv.url}/echo`, method: 'PUT', body: 'hello\nworld', headers: { 'Content-Type': 'text/x-custom' } }));
+  void it("text body, with the caller's content-type kept", async () => {
+    const r = ok(
+      await rig.call({
+        action: 'request',
+        url: `${srv.url}/echo`,
+        method: 'PUT',
+        body: 'hello\nworld',
+        headers: { 'Content-Type': 'text/x-custom' },
+      }),
+    );
     assert.equal(r.result.json.body, 'hello\nworld');
     assert.equal(r.result.json.headers['content-type'], 'text/x-custom');
   });
@@ -112,14 +120,18 @@ void describe('http request through the pipeline', () => {
 
   void it('body_ref streams an earlier artifact as the request body', async () => {
     const first = ok(await rig.call({ action: 'request', url: `${srv.url}/big?bytes=300000` }));
-    const r = ok(await rig.call({ action: 'request', url: `${srv.url}/echo`, method: 'POST', body_ref: first.result.body_uri, max_bytes: 1_000_000 }));
+    const r = ok(
+      await rig.call({ action: 'request', url: `${srv.url}/echo`, method: 'POST', body_ref: first.result.body_uri, max_bytes: 1_000_000 }),
+    );
     assert.equal(r.result.json.body_bytes, 300000);
     assert.equal(r.result.json.body_sha256, first.result.body_sha256);
     assert.equal(r.result.json.headers['content-length'], '300000');
   });
 
   void it('body_ref outside the artifacts root is refused', async () => {
-    const e = fail(await rig.call({ action: 'request', url: `${srv.url}/echo`, method: 'POST', body_ref: 'artifact://calls/../../../etc/passwd' }));
+    const e = fail(
+      await rig.call({ action: 'request', url: `${srv.url}/echo`, method: 'POST', body_ref: 'artifact://calls/../../../etc/passwd' }),
+    );
     assert.equal(e.error.code, 'INVALID_ARGUMENT');
   });
 
@@ -146,7 +158,7 @@ void describe('http request through the pipeline', () => {
     assert.equal(r2.result.json.path, '/v1/echo');
   });
 
-  void it('caller headers override the profile\'s', async () => {
+  void it("caller headers override the profile's", async () => {
     const r = ok(await rig.call({ action: 'request', profile: 'api', path: '/echo', headers: { 'X-Env': 'override' } }));
     assert.equal(r.result.json.headers['x-env'], 'override');
   });
@@ -171,11 +183,17 @@ void describe('http request through the pipeline', () => {
   });
 
   void it('framing headers cannot be set', async () => {
-    assert.equal(fail(await rig.call({ action: 'request', url: `${srv.url}/echo`, headers: { 'Transfer-Encoding': 'chunked' } })).error.code, 'INVALID_ARGUMENT');
-    assert.equal(fail(await rig.call({ action: 'request', url: `${srv.url}/echo`, headers: { 'X-A': 'a\r\nX-B: b' } })).error.code, 'INVALID_ARGUMENT');
+    assert.equal(
+      fail(await rig.call({ action: 'request', url: `${srv.url}/echo`, headers: { 'Transfer-Encoding': 'chunked' } })).error.code,
+      'INVALID_ARGUMENT',
+    );
+    assert.equal(
+      fail(await rig.call({ action: 'request', url: `${srv.url}/echo`, headers: { 'X-A': 'a\r\nX-B: b' } })).error.code,
+      'INVALID_ARGUMENT',
+    );
   });
 
-  void it('https with the profile\'s ca_file; without it the certificate is refused', async () => {
+  void it("https with the profile's ca_file; without it the certificate is refused", async () => {
     const r = ok(await rig.call({ action: 'request', profile: 'secure', path: '/json' }));
     assert.equal(r.result.json.status, 'up');
     const e = fail(await rig.call({ action: 'request', profile: 'plain', path: '/json' }));

@@ -44,9 +44,12 @@ void describe('http security rules', () => {
   before(async () => {
     srv = await startHttpServer();
     other = await startHttpServer();
-    rig = await httpRig({
-      'profiles.json': { api: { type: 'http', base_url: srv.url, headers: { Authorization: 'Bearer ${env:API_TOKEN}' } } },
-    }, { API_TOKEN: 'tok-for-redirect-tests-0123456789' });
+    rig = await httpRig(
+      {
+        'profiles.json': { api: { type: 'http', base_url: srv.url, headers: { Authorization: 'Bearer ${env:API_TOKEN}' } } },
+      },
+      { API_TOKEN: 'tok-for-redirect-tests-0123456789' },
+    );
   });
   after(async () => {
     await rig.close();
@@ -57,7 +60,10 @@ void describe('http security rules', () => {
   void it('ssrf: redirect to cloud metadata is refused, and no connection is attempted', async () => {
     let reply: Envelope | undefined;
     const connects = await connectsDuring(async () => {
-      reply = await rig.call({ action: 'request', url: `${srv.url}/redirect?to=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}` });
+      reply = await rig.call({
+        action: 'request',
+        url: `${srv.url}/redirect?to=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`,
+      });
     });
     const e = fail(reply!);
     assert.equal(e.error.code, 'DENIED');
@@ -75,7 +81,10 @@ void describe('http security rules', () => {
         assert.equal(e.error.code, 'DENIED');
         assert.equal(e.error.details?.rule, 'ssrf');
       });
-      assert.deepEqual(connects.filter((h) => !h.startsWith('127.0.0.1')), []);
+      assert.deepEqual(
+        connects.filter((h) => !h.startsWith('127.0.0.1')),
+        [],
+      );
     });
 
     void it(`ssrf: direct request to ${target} is refused before the call runs`, async () => {
@@ -122,7 +131,9 @@ void describe('http security rules', () => {
     });
     try {
       ok(await r.call({ action: 'request', profile: 'internal', path: '/text' }));
-      const e = fail(await r.call({ action: 'request', profile: 'internal', path: `/redirect?to=${encodeURIComponent(`${other.url}/text`)}` }));
+      const e = fail(
+        await r.call({ action: 'request', profile: 'internal', path: `/redirect?to=${encodeURIComponent(`${other.url}/text`)}` }),
+      );
       assert.equal(e.error.code, 'DENIED');
       assert.equal(e.error.details?.hop, 1);
     } finally {
@@ -138,7 +149,9 @@ void describe('http security rules', () => {
       assert.equal(direct.error.code, 'DENIED');
       assert.equal(direct.error.details?.rule, 'allow_hosts');
       assert.match(direct.error.hint ?? '', /allow_hosts/);
-      const hop = fail(await r.call({ action: 'request', url: `${srv.url}/redirect?to=${encodeURIComponent(`http://localhost:${srv.port}/text`)}` }));
+      const hop = fail(
+        await r.call({ action: 'request', url: `${srv.url}/redirect?to=${encodeURIComponent(`http://localhost:${srv.port}/text`)}` }),
+      );
       assert.equal(hop.error.code, 'DENIED');
       assert.equal(hop.error.details?.hop, 1);
     } finally {
@@ -153,7 +166,14 @@ void describe('http security rules', () => {
 
   void it('credential leak: profile headers are not sent to another origin on redirect', async () => {
     const before = other.requests.length;
-    const r = ok(await rig.call({ action: 'request', profile: 'api', path: `/redirect?to=${encodeURIComponent(`${other.url}/echo`)}`, headers: { 'X-Api-Key': 'caller-key-1234', 'X-Trace': 't1' } }));
+    const r = ok(
+      await rig.call({
+        action: 'request',
+        profile: 'api',
+        path: `/redirect?to=${encodeURIComponent(`${other.url}/echo`)}`,
+        headers: { 'X-Api-Key': 'caller-key-1234', 'X-Trace': 't1' },
+      }),
+    );
     assert.equal(r.result.status, 200);
     const got = other.requests.slice(before);
     assert.equal(got.length, 1);
@@ -168,7 +188,12 @@ void describe('http security rules', () => {
 
 void describe('secret leak: a profile bearer token never reaches replies, artifacts, audit or logs', () => {
   const token = `tok_${randomBytes(24).toString('hex')}`;
-  const forms = [token, Buffer.from(token).toString('base64'), Buffer.from(`Bearer ${token}`).toString('base64'), encodeURIComponent(token)];
+  const forms = [
+    token,
+    Buffer.from(token).toString('base64'),
+    Buffer.from(`Bearer ${token}`).toString('base64'),
+    encodeURIComponent(token),
+  ];
   let srv: FixtureServer;
   let rig: HttpRig;
   const logs: string[] = [];

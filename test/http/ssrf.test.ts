@@ -62,7 +62,22 @@ void describe('ssrf address rules', () => {
   });
 
   void it('ssrf: allow_private false refuses loopback, private and 0.0.0.0 in every spelling', () => {
-    for (const s of ['127.0.0.1', '2130706433', '0x7f000001', '0177.0.0.1', '127.1', '10.0.0.1', '192.168.0.1', '[::1]', '::ffff:127.0.0.1', '::ffff:7f00:1', 'fd12::1', '0.0.0.0', '0', '[::]']) {
+    for (const s of [
+      '127.0.0.1',
+      '2130706433',
+      '0x7f000001',
+      '0177.0.0.1',
+      '127.1',
+      '10.0.0.1',
+      '192.168.0.1',
+      '[::1]',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      'fd12::1',
+      '0.0.0.0',
+      '0',
+      '[::]',
+    ]) {
       const r = checkHost(s, STRICT);
       assert.ok(r, `${s} must be refused`);
       assert.equal(r.allowKey, 'allow_private');
