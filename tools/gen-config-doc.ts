@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as prettier from 'prettier';
 import { configJsonSchemas } from '../src/config/json-schemas.js';
 
 type Schema = Record<string, unknown> & {
@@ -190,16 +191,19 @@ export function configKeyTables(): string {
   return parts.join('\n').trimEnd();
 }
 
-export function renderDoc(current: string): string {
+/** The doc with fresh tables, formatted as prettier formats it (the gate checks both). */
+export async function renderDoc(current: string): Promise<string> {
   const a = current.indexOf(START);
   const b = current.indexOf(END);
   if (a < 0 || b < a) throw new Error(`${DOC} lacks the markers ${START} … ${END}`);
-  return `${current.slice(0, a + START.length)}\n\n${configKeyTables()}\n\n${current.slice(b)}`;
+  const text = `${current.slice(0, a + START.length)}\n\n${configKeyTables()}\n\n${current.slice(b)}`;
+  const options = (await prettier.resolveConfig(DOC)) ?? {};
+  return prettier.format(text, { ...options, filepath: DOC });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const current = readFileSync(DOC, 'utf8');
-  const next = renderDoc(current);
+  const next = await renderDoc(current);
   if (process.argv.includes('--check')) {
     if (next !== current) {
       process.stderr.write('docs/CONFIG.md is out of date with the config schemas\nrun: node --import tsx tools/gen-config-doc.ts\n');

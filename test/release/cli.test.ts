@@ -148,6 +148,6 @@ void describe('docs/CONFIG.md', () => {
   void it('its key tables are generated from the current config schemas (run: node --import tsx tools/gen-config-doc.ts)', async () => {
     const { renderDoc } = await import('../../tools/gen-config-doc.js');
     const current = readFileSync(join(REPO_ROOT, 'docs', 'CONFIG.md'), 'utf8');
-    assert.equal(renderDoc(current), current);
+    assert.equal(await renderDoc(current), current);
   });
 });
