@@ -505,7 +505,8 @@ export class Pipeline {
       // finish (output up to a lost connection) stay, listed in call.json as incomplete.
       const kept = await Promise.all(
         sinks.map(async (s) => {
-          if (s.writableEnded && !s.destroyed) return s.done().catch(() => undefined);
+          // (a finished sink is auto-destroyed, so `destroyed` cannot tell; `errored` can)
+          if (s.writableEnded && !s.errored) return s.done().catch(() => undefined);
           await s.discard();
           return undefined;
         }),
