@@ -40,6 +40,7 @@ export function defaultPolicyView(flags: Partial<EnvFlags> = {}): PolicyView {
     servers: {},
     issues,
     policyIssue: undefined,
+    runbooksPath: '/nonexistent/runbooks.json',
   };
   return { flags: { unsafeLocal: false, allowSecretExport: false, readOnly: false, ...flags }, config };
 }

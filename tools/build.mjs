@@ -12,7 +12,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 let commit = process.env.INFRA_COMMIT ?? 'unknown';
 try {
-  commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] })
+    .toString()
+    .trim();
 } catch {
   /* not a git checkout */
 }
@@ -39,7 +41,9 @@ export async function bundle({ outfile = join(root, 'dist', 'cli.js'), format = 
     },
     banner:
       format === 'esm'
-        ? { js: "#!/usr/bin/env node\nimport { createRequire as __infraCreateRequire } from 'node:module';\nconst require = __infraCreateRequire(import.meta.url);" }
+        ? {
+            js: "#!/usr/bin/env node\nimport { createRequire as __infraCreateRequire } from 'node:module';\nconst require = __infraCreateRequire(import.meta.url);",
+          }
         : { js: '' },
   });
   chmodSync(outfile, 0o755);

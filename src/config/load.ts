@@ -47,6 +47,8 @@ export interface LoadedConfig {
   servers: Record<string, UpstreamServer>;
   /** Problems found while loading; a file with an issue contributes nothing. */
   issues: ConfigIssue[];
+  /** Where the project's runbooks.json is (MCP_RUNBOOKS_PATH honoured): runbook upsert/delete write here. */
+  runbooksPath: string;
   /** When policy.json is invalid every call is refused (fail closed) with this issue. */
   policyIssue: ConfigIssue | undefined;
 }
@@ -174,6 +176,7 @@ export function loadConfig(project: ProjectInfo, env: NodeJS.ProcessEnv = proces
     servers,
     issues,
     policyIssue,
+    runbooksPath: runbooksPath(project, env),
   };
 }
 

@@ -80,6 +80,8 @@ export interface NestedCallOptions {
  */
 export interface ActionContext {
   readonly callId: string;
+  /** Set when the call runs as a job (`async: true`). */
+  readonly jobId?: string | undefined;
   readonly tool: string;
   readonly action: string;
   /** Aborted on timeout_ms or client cancellation; `signal.reason` is a ToolError. */
@@ -134,6 +136,11 @@ export interface ActionDef<I extends z.ZodObject = z.ZodObject, R = unknown> {
   description: string;
   /** Exact per-action input (without the common args; the pipeline adds them). Strict. */
   input: I;
+  /**
+   * Whether this call must be confirmed beyond what policy says of the action itself: a runbook
+   * asks once, before it starts, when any of its steps would need confirmation.
+   */
+  confirmOf?: (args: z.output<I>, services: Services) => boolean | Promise<boolean>;
   /** Long, streaming actions accept `async: true` and run as jobs. */
   long?: boolean;
   /** Value for the audit `target` column (ssh target, profile, repo path, url host …). */

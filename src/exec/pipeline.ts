@@ -179,7 +179,13 @@ export class Pipeline {
     // 3b. confirmation of irreversible (or policy-marked) actions; a confirmed call's children
     // (runbook steps) are not asked again
     let confirmed = opts.preconfirmed === true;
-    if (!opts.preconfirmed && needsConfirm(toolName, action!, effect, services)) {
+    const mustConfirm =
+      needsConfirm(toolName, action!, effect, services) ||
+      ((await Promise.resolve()
+        .then(() => def.confirmOf?.(args, services))
+        .catch(() => true)) ??
+        false);
+    if (!opts.preconfirmed && mustConfirm) {
       const key = `${toolName}.${action}`;
       const ok = opts.confirm
         ? await opts
@@ -424,6 +430,7 @@ export class Pipeline {
     let replyOnly: Record<string, unknown> | undefined;
     const ctx: ActionContext = {
       callId,
+      jobId,
       tool: c.toolName,
       action: c.action,
       signal: controller.signal,

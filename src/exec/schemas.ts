@@ -23,7 +23,10 @@ export const ASYNC_ARG = { async: z.boolean().optional().describe('Run as a job 
 
 /** The exact schema the pipeline validates one action's arguments with. */
 export function fullActionSchema(def: AnyAction): z.ZodObject {
-  return def.input.extend({ ...COMMON_ARGS, ...(def.long ? ASYNC_ARG : {}) }).strict();
+  // an action that defines a common argument itself (artifacts get: max_bytes with a default) keeps its own
+  const own = def.input.shape as Record<string, unknown>;
+  const common = Object.fromEntries(Object.entries({ ...COMMON_ARGS, ...(def.long ? ASYNC_ARG : {}) }).filter(([k]) => !(k in own)));
+  return def.input.extend(common).strict();
 }
 
 export type JsonSchema = Record<string, unknown>;

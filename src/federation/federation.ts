@@ -346,7 +346,12 @@ export class Federation {
       result = (await up.callTool(tool, args, {
         signal: ctx.signal,
         deadline: ctx.deadline,
-        onProgress: (p) => ctx.progress({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.message ? { message: p.message } : {}) }),
+        onProgress: (p) =>
+          ctx.progress({
+            progress: p.progress,
+            ...(p.total !== undefined ? { total: p.total } : {}),
+            ...(p.message ? { message: p.message } : {}),
+          }),
       })) as CallToolResult;
     } catch (e) {
       throw upstreamError(server, tool, e, ctx.signal);
@@ -368,7 +373,10 @@ export class Federation {
   /** Connects (if needed) and returns the live tools, for `infra servers test/approve`. */
   async connect(server: string): Promise<Upstream> {
     const up = this.upstreams.get(server);
-    if (!up) throw new ToolError('NOT_FOUND', `no server ${JSON.stringify(server)} in servers.json`, { hint: `servers: ${[...this.upstreams.keys()].join(', ') || '(none)'}` });
+    if (!up)
+      throw new ToolError('NOT_FOUND', `no server ${JSON.stringify(server)} in servers.json`, {
+        hint: `servers: ${[...this.upstreams.keys()].join(', ') || '(none)'}`,
+      });
     await up.start();
     this.sync();
     return up;
@@ -405,7 +413,12 @@ export class Federation {
     const up = this.upstreams.get(server);
     const pins = this.pins.forServer(server);
     const live = new Map((up?.tools ?? []).map((t) => [t.name, pinnedDefinition(t)]));
-    const out = { added: [] as string[], changed: [] as { tool: string; what: string }[], removed: [] as string[], unchanged: [] as string[] };
+    const out = {
+      added: [] as string[],
+      changed: [] as { tool: string; what: string }[],
+      removed: [] as string[],
+      unchanged: [] as string[],
+    };
     for (const [name, def] of live) {
       const pin = pins.tools.get(name);
       if (!pin) out.added.push(name);
@@ -438,7 +451,7 @@ export class Federation {
         reason = 'never approved';
         hint = `review with \`infra servers test ${name}\`, then \`infra servers approve ${name}\``;
       } else {
-        status = up.state === 'closed' || up.state === 'failed' ? 'idle' : up.state;
+        status = up.state === 'closed' ? 'idle' : up.state;
       }
       const tools: UpstreamToolStatus[] = [...this.entries.values()]
         .filter((e) => e.server === name)
@@ -529,7 +542,14 @@ function recordEvent(
   const id = newCallId();
   const now = new Date().toISOString();
   try {
-    services.audit.open({ id, started_at: now, tool, action, target, args: JSON.stringify(services.redactor.redactValue(details)).slice(0, 65536) });
+    services.audit.open({
+      id,
+      started_at: now,
+      tool,
+      action,
+      target,
+      args: JSON.stringify(services.redactor.redactValue(details)).slice(0, 65536),
+    });
     services.audit.close(id, {
       status,
       ended_at: new Date().toISOString(),

@@ -48,7 +48,12 @@ export function toolRefusal(tool: ToolDef, services: PolicyView): Refusal | unde
  * Whether policy leaves this action visible. `effect` is the effect being judged: the action's
  * most severe one when listing, the effect of this call at call time.
  */
-export function actionRefusal(tool: ToolDef, def: ActionDef<z.ZodObject, unknown>, effect: Effect, services: PolicyView): Refusal | undefined {
+export function actionRefusal(
+  tool: ToolDef,
+  def: ActionDef<z.ZodObject, unknown>,
+  effect: Effect,
+  services: PolicyView,
+): Refusal | undefined {
   const issue = services.config.policyIssue;
   if (issue) return { message: `policy.json is invalid, so every call is refused: ${issue.message}`, hint: issue.hint };
   const t = toolRefusal(tool, services);

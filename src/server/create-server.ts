@@ -1,6 +1,10 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   CallToolRequestSchema,
+  ErrorCode,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  McpError,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
@@ -12,6 +16,8 @@ import type { Envelope } from '../core/envelope.js';
 import type { Runtime } from '../exec/runtime.js';
 import type { Confirmer } from '../exec/pipeline.js';
 import { listTools } from './tool-list.js';
+import { getPrompt, listPrompts } from './prompts.js';
+import { isToolError } from '../core/errors.js';
 import { VERSION } from '../version.js';
 
 export const SERVER_INSTRUCTIONS = [
@@ -53,7 +59,7 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
   const server = new Server(
     { name: 'infra', version: VERSION, title: 'infra' },
     {
-      capabilities: { tools: { listChanged: true }, resources: {}, logging: {} },
+      capabilities: { tools: { listChanged: true }, resources: {}, prompts: {}, logging: {} },
       instructions: SERVER_INSTRUCTIONS,
     },
   );
@@ -93,7 +99,7 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
     const env = await rt.call(request.params.name, request.params.arguments ?? {}, {
       signal: extra.signal,
       client: { name: client?.name, version: client?.version },
-      confirm: confirmer,
+      confirm: server.getClientCapabilities()?.elicitation ? confirmer : undefined,
       onProgress:
         progressToken === undefined
           ? undefined
@@ -102,12 +108,29 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
               void extra
                 .sendNotification({
                   method: 'notifications/progress',
-                  params: { progressToken, progress: u.progress ?? progressCount, ...(u.total !== undefined ? { total: u.total } : {}), ...(u.message ? { message: u.message } : {}) },
+                  params: {
+                    progressToken,
+                    progress: u.progress ?? progressCount,
+                    ...(u.total !== undefined ? { total: u.total } : {}),
+                    ...(u.message ? { message: u.message } : {}),
+                  },
                 })
                 .catch(() => undefined);
             },
     });
     return toCallResult(env);
+  });
+
+  // prompts for common workflows, each built on a runbook (one audited run)
+  server.setRequestHandler(ListPromptsRequestSchema, () => listPrompts());
+  server.setRequestHandler(GetPromptRequestSchema, async (request) => {
+    const rt = await getRuntime();
+    try {
+      return getPrompt(request.params.name, request.params.arguments, rt.services);
+    } catch (e) {
+      if (isToolError(e)) throw new McpError(ErrorCode.InvalidParams, `${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+      throw e;
+    }
   });
 
   server.setRequestHandler(ListResourcesRequestSchema, async () => {
@@ -125,8 +148,17 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
 
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
     resourceTemplates: [
-      { uriTemplate: 'artifact://calls/{call_id}/{file}', name: 'call artifact', description: 'A file a call produced: call.json, stdout, stderr, body, rows.csv …' },
-      { uriTemplate: 'artifact://runs/{runbook}/{run_id}/run.json', name: 'runbook run', description: 'A runbook run, linking its step calls', mimeType: 'application/json' },
+      {
+        uriTemplate: 'artifact://calls/{call_id}/{file}',
+        name: 'call artifact',
+        description: 'A file a call produced: call.json, stdout, stderr, body, rows.csv …',
+      },
+      {
+        uriTemplate: 'artifact://runs/{runbook}/{run_id}/run.json',
+        name: 'runbook run',
+        description: 'A runbook run, linking its step calls',
+        mimeType: 'application/json',
+      },
     ],
   }));
 

@@ -5,7 +5,12 @@ import { after, before, describe, it } from 'node:test';
 import { createRuntime, type Runtime } from '../../src/exec/runtime.js';
 import { makeProject, type TempProject } from '../helpers/project.js';
 
-type Env = Record<string, unknown> & { ok: boolean; call_id: string; error?: { code: string; message: string; hint?: string }; result?: Record<string, unknown> };
+type Env = Record<string, unknown> & {
+  ok: boolean;
+  call_id: string;
+  error?: { code: string; message: string; hint?: string };
+  result?: Record<string, unknown>;
+};
 
 async function rtFor(p: TempProject, env: Record<string, string> = {}): Promise<Runtime> {
   return createRuntime({ projectDir: p.infraDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } });
@@ -24,9 +29,9 @@ describe('pipeline', () => {
   });
 
   it('round-trips state through set and get, with a call.json artifact per call', async () => {
-    const set = (await rt.call('state', { action: 'set', key: 'k', value: { n: 1 } })) as Env;
+    const set = (await rt.call('state', { action: 'set', key: 'k', value: { n: 1 } })) as unknown as Env;
     assert.equal(set.ok, true);
-    const get = (await rt.call('state', { action: 'get', key: 'k' })) as Env;
+    const get = (await rt.call('state', { action: 'get', key: 'k' })) as unknown as Env;
     assert.deepEqual((get.result as { value: unknown }).value, { n: 1 });
     const callJson = join(p.infraDir, 'artifacts', 'calls', get.call_id, 'call.json');
     const doc = JSON.parse(readFileSync(callJson, 'utf8')) as { tool: string; envelope: { ok: boolean } };
@@ -36,12 +41,12 @@ describe('pipeline', () => {
   });
 
   it('audits invalid, unknown and denied calls with their status', async () => {
-    const bad = (await rt.call('state', { action: 'set' })) as Env;
+    const bad = (await rt.call('state', { action: 'set' })) as unknown as Env;
     assert.equal(bad.error?.code, 'INVALID_ARGUMENT');
     assert.match(bad.error!.message, /key/);
-    const unknown = (await rt.call('nosuch', {})) as Env;
+    const unknown = (await rt.call('nosuch', {})) as unknown as Env;
     assert.equal(unknown.error?.code, 'INVALID_ARGUMENT');
-    const extra = (await rt.call('state', { action: 'get', key: 'k', bogus: 1 })) as Env;
+    const extra = (await rt.call('state', { action: 'get', key: 'k', bogus: 1 })) as unknown as Env;
     assert.equal(extra.error?.code, 'INVALID_ARGUMENT');
     assert.match(extra.error!.message, /bogus/);
     for (const [id, status] of [
@@ -58,44 +63,67 @@ describe('pipeline', () => {
   });
 
   it('resolves the seed aliases (mcp_state)', async () => {
-    const r = (await rt.call('mcp_state', { action: 'set', key: 'hello', value: 'world' })) as Env;
+    const r = (await rt.call('mcp_state', { action: 'set', key: 'hello', value: 'world' })) as unknown as Env;
     assert.equal(r.ok, true);
     assert.equal(rt.services.audit.get(r.call_id)?.tool, 'state');
   });
 
   it('local exec: argv, exit codes as results, stdin, and a timeout that kills the process group', async () => {
-    const r = (await rt.call('local', { action: 'exec', command: 'sh', args: ['-c', 'cat; echo err >&2; exit 7'], stdin: 'in-put' })) as Env;
+    const r = (await rt.call('local', {
+      action: 'exec',
+      command: 'sh',
+      args: ['-c', 'cat; echo err >&2; exit 7'],
+      stdin: 'in-put',
+    })) as unknown as Env;
     assert.equal(r.ok, true);
     assert.equal(r.result?.exit_code, 7);
     assert.equal(r.result?.stdout, 'in-put');
     assert.equal(r.result?.stderr, 'err\n');
     const marker = `infra-sleep-${process.pid}-${Date.now()}`;
-    const t = (await rt.call('local', { action: 'exec', command: 'sh', args: ['-c', `sleep 1000 & sleep 1001; echo ${marker}`], timeout_ms: 500 })) as Env;
+    const t = (await rt.call('local', {
+      action: 'exec',
+      command: 'sh',
+      args: ['-c', `sleep 1000 & sleep 1001; echo ${marker}`],
+      timeout_ms: 500,
+    })) as unknown as Env;
     assert.equal(t.error?.code, 'TIMEOUT');
     assert.equal(rt.services.audit.get(t.call_id)?.status, 'timeout');
     await new Promise((r) => setTimeout(r, 2500));
-    const ps = (await rt.call('local', { action: 'exec', command: 'sh', args: ['-c', 'ps -eo args | grep "^sleep 100[01]" || true'] })) as Env;
+    const ps = (await rt.call('local', {
+      action: 'exec',
+      command: 'sh',
+      args: ['-c', 'ps -eo args | grep "^sleep 100[01]" || true'],
+    })) as unknown as Env;
     assert.equal(ps.result?.stdout, '', 'the whole process group was stopped');
   });
 
   it('runs a long action as a job: async, status, wait, logs, cancel', async () => {
-    const start = (await rt.call('local', { action: 'exec', command: 'sh', args: ['-c', 'echo started; sleep 30'], async: true })) as Env;
+    const start = (await rt.call('local', {
+      action: 'exec',
+      command: 'sh',
+      args: ['-c', 'echo started; sleep 30'],
+      async: true,
+    })) as unknown as Env;
     assert.equal(start.ok, true);
     const jobId = (start.result as { job_id: string }).job_id;
     await new Promise((r) => setTimeout(r, 300));
-    const logs = (await rt.call('jobs', { action: 'logs', job_id: jobId })) as Env;
+    const logs = (await rt.call('jobs', { action: 'logs', job_id: jobId })) as unknown as Env;
     assert.match(JSON.stringify(logs.result), /started/);
-    const cancel = (await rt.call('jobs', { action: 'cancel', job_id: jobId })) as Env;
+    const cancel = (await rt.call('jobs', { action: 'cancel', job_id: jobId })) as unknown as Env;
     assert.equal((cancel.result as { status: string }).status, 'cancelled');
     assert.equal(rt.services.audit.get(start.call_id)?.status, 'cancelled');
-    const quick = (await rt.call('local', { action: 'exec', command: 'echo', args: ['done'], async: true })) as Env;
-    const waited = (await rt.call('jobs', { action: 'wait', job_id: (quick.result as { job_id: string }).job_id, wait_ms: 5000 })) as Env;
+    const quick = (await rt.call('local', { action: 'exec', command: 'echo', args: ['done'], async: true })) as unknown as Env;
+    const waited = (await rt.call('jobs', {
+      action: 'wait',
+      job_id: (quick.result as { job_id: string }).job_id,
+      wait_ms: 5000,
+    })) as unknown as Env;
     assert.equal((waited.result as { status: string }).status, 'ok');
     assert.match(JSON.stringify(waited.result), /done/);
   });
 
   it('caps the inline reply at max_bytes and keeps every byte in the artifact', async () => {
-    const r = (await rt.call('local', { action: 'exec', command: 'sh', args: ['-c', 'seq 1 100000'], max_bytes: 1000 })) as Env;
+    const r = (await rt.call('local', { action: 'exec', command: 'sh', args: ['-c', 'seq 1 100000'], max_bytes: 1000 })) as unknown as Env;
     assert.equal(r.ok, true);
     const out = r.result?.stdout as string;
     assert.ok(Buffer.byteLength(out) < 1200, `inline is ${Buffer.byteLength(out)} bytes`);
@@ -104,13 +132,18 @@ describe('pipeline', () => {
     assert.ok((r.truncated as Record<string, unknown>).stdout);
     const file = readFileSync(join(p.infraDir, 'artifacts', 'calls', r.call_id, 'stdout'), 'utf8');
     assert.equal(file.split('\n').length, 100001);
-    const tail = (await rt.call('artifacts', { action: 'tail', uri: `artifact://calls/${r.call_id}/stdout`, max_bytes: 7 })) as Env;
+    const tail = (await rt.call('artifacts', {
+      action: 'tail',
+      uri: `artifact://calls/${r.call_id}/stdout`,
+      max_bytes: 7,
+    })) as unknown as Env;
     assert.equal((tail.result as { content: string }).content, '100000\n');
   });
 
   it('never leaves a temp file presented as an artifact', () => {
     const calls = join(p.infraDir, 'artifacts', 'calls');
-    for (const d of readdirSync(calls)) for (const f of readdirSync(join(calls, d))) assert.ok(!f.endsWith('.partial') || f.startsWith('.'), f);
+    for (const d of readdirSync(calls))
+      for (const f of readdirSync(join(calls, d))) assert.ok(!f.endsWith('.partial') || f.startsWith('.'), f);
   });
 });
 
@@ -119,10 +152,10 @@ describe('policy', () => {
     const p = makeProject();
     const rt = await rtFor(p);
     try {
-      const r = (await rt.call('local', { action: 'exec', command: 'true' })) as Env;
+      const r = (await rt.call('local', { action: 'exec', command: 'true' })) as unknown as Env;
       assert.equal(r.error?.code, 'DENIED');
       assert.match(r.error!.hint!, /INFRA_UNSAFE_LOCAL=1/);
-      const alias = (await rt.call('mcp_local', { action: 'read', path: '/etc/hostname' })) as Env;
+      const alias = (await rt.call('mcp_local', { action: 'read', path: '/etc/hostname' })) as unknown as Env;
       assert.equal(alias.error?.code, 'DENIED');
       assert.equal(rt.services.audit.get(r.call_id)?.status, 'denied');
     } finally {
@@ -135,10 +168,10 @@ describe('policy', () => {
     const p = makeProject();
     const rt = await rtFor(p, { INFRA_READ_ONLY: '1' });
     try {
-      const r = (await rt.call('state', { action: 'set', key: 'x', value: 1 })) as Env;
+      const r = (await rt.call('state', { action: 'set', key: 'x', value: 1 })) as unknown as Env;
       assert.equal(r.error?.code, 'DENIED');
       assert.match(r.error!.message, /INFRA_READ_ONLY/);
-      assert.equal(((await rt.call('state', { action: 'list' })) as Env).ok, true);
+      assert.equal(((await rt.call('state', { action: 'list' })) as unknown as Env).ok, true);
     } finally {
       await rt.close();
       p.cleanup();
@@ -149,10 +182,10 @@ describe('policy', () => {
     const p = makeProject({ 'policy.json': { tools: { state: { actions: { delete: false } }, audit: { enabled: false } } } });
     const rt = await rtFor(p);
     try {
-      const del = (await rt.call('state', { action: 'delete', key: 'x' })) as Env;
+      const del = (await rt.call('state', { action: 'delete', key: 'x' })) as unknown as Env;
       assert.equal(del.error?.code, 'DENIED');
       assert.match(del.error!.message, /tools\.state\.actions\.delete/);
-      const audit = (await rt.call('audit', { action: 'list' })) as Env;
+      const audit = (await rt.call('audit', { action: 'list' })) as unknown as Env;
       assert.equal(audit.error?.code, 'DENIED');
     } finally {
       await rt.close();
@@ -164,7 +197,7 @@ describe('policy', () => {
     const p = makeProject({ 'policy.json': { limits: { inline_max_bytes: 'big' }, nonsense: true } });
     const rt = await rtFor(p);
     try {
-      const r = (await rt.call('state', { action: 'list' })) as Env;
+      const r = (await rt.call('state', { action: 'list' })) as unknown as Env;
       assert.equal(r.error?.code, 'DENIED');
       assert.match(r.error!.message, /policy\.json/);
       assert.match(r.error!.message, /nonsense|inline_max_bytes/);
@@ -178,10 +211,10 @@ describe('policy', () => {
     const p = makeProject({ 'policy.json': { confirm: { 'state.delete': true } } });
     const rt = await rtFor(p);
     try {
-      const r = (await rt.call('state', { action: 'delete', key: 'x' })) as Env;
+      const r = (await rt.call('state', { action: 'delete', key: 'x' })) as unknown as Env;
       assert.equal(r.error?.code, 'DENIED');
       assert.match(r.error!.hint!, /"confirm": \{ "state\.delete": false \}/);
-      const yes = (await rt.call('state', { action: 'delete', key: 'x' }, { confirm: async () => true })) as Env;
+      const yes = (await rt.call('state', { action: 'delete', key: 'x' }, { confirm: async () => true })) as unknown as Env;
       assert.equal(yes.ok, true);
     } finally {
       await rt.close();
@@ -195,11 +228,11 @@ describe('artifacts tool', () => {
     const p = makeProject();
     const rt = await rtFor(p);
     try {
-      const first = (await rt.call('state', { action: 'list' })) as Env;
+      const first = (await rt.call('state', { action: 'list' })) as unknown as Env;
       const { symlinkSync } = await import('node:fs');
       symlinkSync('/etc/passwd', join(p.infraDir, 'artifacts', 'calls', first.call_id, 'link'));
       for (const uri of ['artifact://calls/../../../etc/passwd', 'artifact://calls/%2e%2e/x', `artifact://calls/${first.call_id}/link`]) {
-        const r = (await rt.call('artifacts', { action: 'get', uri })) as Env;
+        const r = (await rt.call('artifacts', { action: 'get', uri })) as unknown as Env;
         assert.equal(r.ok, false, uri);
         assert.ok(!JSON.stringify(r).includes('root:x:0'), 'nothing of /etc/passwd leaked');
       }

@@ -60,7 +60,9 @@ describe('crash recovery', () => {
     const p = makeProject();
     try {
       const s1 = await startStdio({ env: { MCP_PROFILES_DIR: p.infraDir, INFRA_UNSAFE_LOCAL: '1' } });
-      const pending = s1.client.callTool({ name: 'local', arguments: { action: 'exec', command: 'sleep', args: ['30'] } }).catch(() => undefined);
+      const pending = s1.client
+        .callTool({ name: 'local', arguments: { action: 'exec', command: 'sleep', args: ['30'] } })
+        .catch(() => undefined);
       await new Promise((r) => setTimeout(r, 700));
       process.kill(s1.pid, 'SIGKILL');
       await pending;

@@ -44,7 +44,14 @@ describe('redactor', () => {
 
   it('redacts a secret split across stream chunks', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'infra-unit-'));
-    const sink = new BoundedSink({ name: 'out', path: join(dir, 'out'), uri: 'artifact://calls/x/out', inlineBytes: 1024, artifactMaxBytes: 1 << 30, redactor: r });
+    const sink = new BoundedSink({
+      name: 'out',
+      path: join(dir, 'out'),
+      uri: 'artifact://calls/x/out',
+      inlineBytes: 1024,
+      artifactMaxBytes: 1 << 30,
+      redactor: r,
+    });
     const payload = `start ${secret} middle ${secret} end`;
     // one byte at a time: every boundary splits the secret somewhere
     for (const ch of Buffer.from(payload)) sink.write(Buffer.from([ch]));
@@ -82,10 +89,18 @@ describe('artifact URIs', () => {
       'file:///etc/passwd',
       'artifact://calls/./x',
     ]) {
-      assert.throws(() => parseArtifactUri(bad), (e: { code?: string }) => e.code === 'INVALID_ARGUMENT', bad);
+      assert.throws(
+        () => parseArtifactUri(bad),
+        (e: { code?: string }) => e.code === 'INVALID_ARGUMENT',
+        bad,
+      );
     }
     assert.deepEqual(parseArtifactUri('artifact://calls/c_1/stdout'), ['calls', 'c_1', 'stdout']);
-    assert.deepEqual(parseArtifactUri('artifact://runs/repo.snapshot/2026-01-29T10:00:00Z'), ['runs', 'repo.snapshot', '2026-01-29T10:00:00Z']);
+    assert.deepEqual(parseArtifactUri('artifact://runs/repo.snapshot/2026-01-29T10:00:00Z'), [
+      'runs',
+      'repo.snapshot',
+      '2026-01-29T10:00:00Z',
+    ]);
   });
 });
 

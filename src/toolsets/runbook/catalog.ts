@@ -1,3 +1,4 @@
+import { needsConfirm } from '../../policy/policy.js';
 import { z } from 'zod';
 import type { ActionDef, Effect, ToolDef } from '../../core/define-action.js';
 import { EFFECT_RANK } from '../../core/define-action.js';
@@ -236,4 +237,26 @@ export function denyReadOnly(name: string, steps: string[]): ToolError {
       hint: 'nothing was run; read-only mode refuses a runbook before its first step when any step writes. dry_run: true still renders it',
     },
   );
+}
+
+/**
+ * Whether any step would be asked for confirmation by policy (DESIGN §1: a runbook asks once,
+ * before it starts; its steps then inherit that confirmation).
+ */
+export async function runbookNeedsConfirm(services: Services, rb: Runbook, depth = 0): Promise<boolean> {
+  for (const s of rb.steps) {
+    const { tool, def } = stepAction(services, s.tool, s.args.action);
+    if (!tool || !def) continue;
+    if (tool.name === 'runbook' && def.action === 'run') {
+      if (depth >= MAX_DEPTH || typeof s.args.name !== 'string') continue;
+      try {
+        if (await runbookNeedsConfirm(services, findRunbook(services, s.args.name).runbook, depth + 1)) return true;
+      } catch {
+        /* unknown nested runbooks are refused when they run */
+      }
+      continue;
+    }
+    if (needsConfirm(tool.name, def.action, await stepEffect(services, s, depth), services)) return true;
+  }
+  return false;
 }

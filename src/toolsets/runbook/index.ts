@@ -5,7 +5,6 @@ import { defineAction, defineTool, type Effect } from '../../core/define-action.
 import { invalid, notFound, ToolError } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
 import { parseJsonc } from '../../config/jsonc.js';
-import { runbooksPath } from '../../config/load.js';
 import { RUNBOOK_NAME } from '../../config/schemas.js';
 import { actionRefusal, listingEffect } from '../../policy/policy.js';
 import { addHelpSource } from '../help/index.js';
@@ -16,6 +15,7 @@ import {
   findRunbook,
   inputSpecs,
   runbookEffect,
+  runbookNeedsConfirm,
   stepAction,
   writingSteps,
   type CatalogEntry,
@@ -198,6 +198,11 @@ export const runbookTool = defineTool({
         if (services.flags.readOnly && effect !== 'read') throw denyReadOnly(r.name, await writingSteps(services, r.entry.runbook));
         return effect;
       },
+      confirmOf: async (a, services) => {
+        if (a.dry_run) return false;
+        const r = resolveRun(services, a as RunArgs);
+        return runbookNeedsConfirm(services, r.entry.runbook);
+      },
       gate: (a, services) => {
         const r = resolveRun(services, a as RunArgs);
         if (a.dry_run) return;
@@ -244,7 +249,7 @@ export const runbookTool = defineTool({
             details: { errors: report.errors },
           });
         }
-        const path = runbooksPath(ctx.services.project);
+        const path = ctx.services.config.runbooksPath;
         const file = readProjectFile(path);
         const created = !(a.name in file);
         file[a.name] = a.runbook;
@@ -270,7 +275,7 @@ export const runbookTool = defineTool({
       target: (a) => a.name,
       summarize: (r: { name: string }) => `deleted ${r.name}`,
       handler: async (ctx, a) => {
-        const path = runbooksPath(ctx.services.project);
+        const path = ctx.services.config.runbooksPath;
         const file = readProjectFile(path);
         if (!(a.name in file) || a.name === '$schema') {
           const builtin = allRunbooks(ctx.services).get(a.name)?.source === 'builtin';

@@ -150,7 +150,7 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
   }
   activeRuns.set(ctx.callId, chain);
 
-  const jobId = a.async ? services.jobs.list({ status: 'running', limit: 500 }).find((j) => j.call_id === ctx.callId)?.job_id : undefined;
+  const jobId = ctx.jobId;
 
   const records: StepRecord[] = rb.steps.map((s) => ({
     id: s.id,

@@ -19,7 +19,11 @@ export const stateTool = defineTool({
       summarize: (r: { key: string }) => `got ${r.key}`,
       handler: async (ctx, a) => {
         const e = ctx.services.state.get(a.key);
-        if (!e) throw notFound(`no state value for key ${JSON.stringify(a.key)}`, 'state {action:"list"} shows the keys; values with ttl_s expire');
+        if (!e)
+          throw notFound(
+            `no state value for key ${JSON.stringify(a.key)}`,
+            'state {action:"list"} shows the keys; values with ttl_s expire',
+          );
         return e;
       },
     }),
@@ -44,7 +48,12 @@ export const stateTool = defineTool({
       input: z.strictObject({
         key,
         value: z.unknown().describe('Any JSON value'),
-        ttl_s: z.number().positive().max(10 * 365 * 86400).optional().describe('Expire after this many seconds'),
+        ttl_s: z
+          .number()
+          .positive()
+          .max(10 * 365 * 86400)
+          .optional()
+          .describe('Expire after this many seconds'),
       }),
       target: (a) => a.key,
       summarize: (r: { key: string }) => `set ${r.key}`,
