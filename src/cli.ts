@@ -6,6 +6,7 @@ import { clientSnippet, CLIENTS, type ClientKind } from './cli/client-config.js'
 import { runDoctor } from './cli/doctor.js';
 import { registerServersCommands } from './cli/servers-commands.js';
 import { registerSecretsCommands } from './cli/secrets-commands.js';
+import { registerSshCommands } from './cli/ssh-commands.js';
 import { createRuntime, type Runtime } from './exec/runtime.js';
 import type { Confirmer } from './exec/pipeline.js';
 import { readFlags } from './policy/policy.js';
@@ -169,6 +170,17 @@ export function buildProgram(): Command {
     });
 
   registerServersCommands(program);
+
+  // commands that need the project's services share one runtime, closed after the command
+  let commandRuntime: Runtime | undefined;
+  registerSshCommands(program, async () => {
+    commandRuntime ??= await createRuntime({ projectFlag: program.opts<{ project?: string }>().project });
+    return commandRuntime.services;
+  });
+  program.hook('postAction', async () => {
+    await commandRuntime?.close();
+    commandRuntime = undefined;
+  });
   return program;
 }
 
