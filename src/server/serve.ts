@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { fallbackProject, projectAt, resolveProject, type ProjectInfo } from '../config/load.js';
 import { createRuntime, type Runtime } from '../exec/runtime.js';
 import { watchConfig } from '../federation/index.js';
 import { createServer } from './create-server.js';
+import { GuardedStdioServerTransport } from './stdio-transport.js';
 
 export interface ServeOptions {
   projectFlag?: string | undefined;
@@ -89,7 +89,7 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
     };
   }
 
-  const transport = new StdioServerTransport();
+  const transport = new GuardedStdioServerTransport();
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;

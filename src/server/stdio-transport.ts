@@ -1,0 +1,145 @@
+import process from 'node:process';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+
+/** A line longer than this is refused (and skipped up to its newline), never buffered whole. */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Newline-delimited JSON-RPC over stdin/stdout, like the SDK's StdioServerTransport, but hostile
+ * input never ends the server or leaves a client waiting:
+ * - the SDK closes the transport (and so the server exits) when one line passes 10 MB; here an
+ *   oversized line is skipped and answered with an error when its id can be read;
+ * - the SDK drops a line that is not a valid JSON-RPC message (params a string, an id of the wrong
+ *   type) without a reply, so the client waits for its timeout; here a request whose id can be
+ *   read gets -32600 Invalid Request or -32700 Parse error at once.
+ * Lines are split on bytes (a multi-byte character across chunks stays whole) and buffered as a
+ * list of chunks (no quadratic concatenation for big messages).
+ */
+export class GuardedStdioServerTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private skipping = false;
+  private started = false;
+
+  constructor(
+    private readonly stdin: NodeJS.ReadableStream = process.stdin,
+    private readonly stdout: NodeJS.WritableStream = process.stdout,
+    private readonly maxBytes = MAX_MESSAGE_BYTES,
+  ) {}
+
+  private readonly onData = (chunk: Buffer | string): void => {
+    let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    for (;;) {
+      const nl = buf.indexOf(0x0a);
+      if (nl === -1) {
+        this.hold(buf);
+        return;
+      }
+      this.hold(buf.subarray(0, nl));
+      const line = this.skipping ? undefined : Buffer.concat(this.chunks, this.size);
+      const skipped = this.skipping;
+      this.chunks = [];
+      this.size = 0;
+      this.skipping = false;
+      buf = buf.subarray(nl + 1);
+      if (skipped) this.refuse(undefined, -32600, `message larger than ${this.maxBytes} bytes; skipped`);
+      else if (line) this.handleLine(line);
+    }
+  };
+
+  private readonly onStdinError = (e: Error): void => {
+    this.onerror?.(e);
+  };
+
+  private hold(part: Buffer): void {
+    if (this.skipping || part.length === 0) return;
+    if (this.size + part.length > this.maxBytes) {
+      // keep the head: the id of an oversized request is usually near the start
+      this.head = Buffer.concat([...this.chunks, part]).subarray(0, 256).toString('utf8');
+      this.chunks = [];
+      this.size = 0;
+      this.skipping = true;
+      return;
+    }
+    this.chunks.push(Buffer.from(part));
+    this.size += part.length;
+  }
+
+  private head = '';
+
+  private handleLine(line: Buffer): void {
+    let text = line.toString('utf8');
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    if (!text.trim()) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      this.onerror?.(new Error(`stdin: a line that is not JSON (${(e as Error).message.slice(0, 200)})`));
+      this.refuse(idFromText(text), -32700, 'Parse error: the line is not valid JSON');
+      return;
+    }
+    const parsed = JSONRPCMessageSchema.safeParse(value);
+    if (!parsed.success) {
+      const id = value && typeof value === 'object' && !Array.isArray(value) ? (value as { id?: unknown }).id : undefined;
+      const hasMethod = value && typeof value === 'object' && typeof (value as { method?: unknown }).method === 'string';
+      this.onerror?.(new Error('stdin: a message that is not valid JSON-RPC'));
+      // answer requests only: a malformed response or notification has no one waiting for it
+      if (hasMethod || Array.isArray(value)) {
+        this.refuse(
+          typeof id === 'string' || typeof id === 'number' ? id : undefined,
+          -32600,
+          Array.isArray(value) ? 'Invalid Request: batches are not supported' : 'Invalid Request: not a valid JSON-RPC 2.0 request (params must be an object)',
+        );
+      }
+      return;
+    }
+    this.onmessage?.(parsed.data);
+  }
+
+  private refuse(id: string | number | undefined, code: number, message: string): void {
+    if (id === undefined && code === -32600 && this.head) id = idFromText(this.head);
+    this.head = '';
+    if (id === undefined) return;
+    void this.send({ jsonrpc: '2.0', id, error: { code, message } } as JSONRPCMessage).catch(() => undefined);
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('GuardedStdioServerTransport already started');
+    this.started = true;
+    this.stdin.on('data', this.onData);
+    this.stdin.on('error', this.onStdinError);
+  }
+
+  async close(): Promise<void> {
+    this.stdin.off('data', this.onData);
+    this.stdin.off('error', this.onStdinError);
+    if (this.stdin.listenerCount('data') === 0) this.stdin.pause();
+    this.chunks = [];
+    this.size = 0;
+    this.onclose?.();
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.stdout.write(JSON.stringify(message) + '\n')) resolve();
+      else this.stdout.once('drain', () => resolve());
+    });
+  }
+}
+
+/** The id of a request that could not be parsed whole, when it is plainly there. */
+function idFromText(text: string): string | number | undefined {
+  const m = /"id"\s*:\s*(-?\d{1,15}|"(?:[^"\\]|\\.){0,200}")\s*[,}]/.exec(text.slice(0, 4096));
+  if (!m) return undefined;
+  try {
+    const v = JSON.parse(m[1]!) as unknown;
+    return typeof v === 'string' || typeof v === 'number' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
