@@ -162,7 +162,12 @@ export async function auditBench(rows = Number(process.env.BENCH_AUDIT_ROWS ?? 1
     if (!v.ok || !(v.result as { ok: boolean }).ok) throw new Error(`verify failed: ${JSON.stringify(v).slice(0, 400)}`);
     const maxDuring = Math.max(...during);
     figures.push(
-      { name: `audit verify, ${rows.toLocaleString('en')} rows`, value: fmt(verifyMs), baseline: `${fmt(walkMs)} (raw walk, no hashing)`, ratio: verifyMs / walkMs },
+      {
+        name: `audit verify, ${rows.toLocaleString('en')} rows`,
+        value: fmt(verifyMs),
+        baseline: `${fmt(walkMs)} (raw walk, no hashing)`,
+        ratio: verifyMs / walkMs,
+      },
       {
         name: '`state get` max latency while verify runs',
         value: `${fmt(maxDuring)} (${during.length} calls)`,

@@ -56,7 +56,12 @@ export async function memoryBench(bytes = Number(process.env.BENCH_MEMORY_BYTES 
         ratio: peak / idlePeak,
         target: '< 200 MB',
       },
-      { name: `local exec ${gib} GiB: throughput`, value: `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`, baseline: `${(bytes / 1e6 / (baseMs / 1000)).toFixed(0)} MB/s`, ratio: baseMs / ms },
+      {
+        name: `local exec ${gib} GiB: throughput`,
+        value: `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`,
+        baseline: `${(bytes / 1e6 / (baseMs / 1000)).toFixed(0)} MB/s`,
+        ratio: baseMs / ms,
+      },
     ];
     printFigures(`memory under a ${gib} GiB output (stdio server, sha256 of every byte checked)`, figures);
     return figures;

@@ -56,7 +56,9 @@ function run(b: Bench): Promise<{ out: string; code: number | null; ms: number }
       err = (err + d).slice(-4000);
       process.stderr.write(d);
     });
-    child.on('close', (code) => resolve({ out: code === 0 ? out : `${out}\n\nFAILED (exit ${code}):\n${err}`, code, ms: performance.now() - t0 }));
+    child.on('close', (code) =>
+      resolve({ out: code === 0 ? out : `${out}\n\nFAILED (exit ${code}):\n${err}`, code, ms: performance.now() - t0 }),
+    );
   });
 }
 

@@ -59,7 +59,9 @@ export class GuardedStdioServerTransport implements Transport {
     if (this.skipping || part.length === 0) return;
     if (this.size + part.length > this.maxBytes) {
       // keep the head: the id of an oversized request is usually near the start
-      this.head = Buffer.concat([...this.chunks, part]).subarray(0, 256).toString('utf8');
+      this.head = Buffer.concat([...this.chunks, part])
+        .subarray(0, 256)
+        .toString('utf8');
       this.chunks = [];
       this.size = 0;
       this.skipping = true;
@@ -93,7 +95,9 @@ export class GuardedStdioServerTransport implements Transport {
         this.refuse(
           typeof id === 'string' || typeof id === 'number' ? id : undefined,
           -32600,
-          Array.isArray(value) ? 'Invalid Request: batches are not supported' : 'Invalid Request: not a valid JSON-RPC 2.0 request (params must be an object)',
+          Array.isArray(value)
+            ? 'Invalid Request: batches are not supported'
+            : 'Invalid Request: not a valid JSON-RPC 2.0 request (params must be an object)',
         );
       }
       return;

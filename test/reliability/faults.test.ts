@@ -19,7 +19,18 @@ import { startPostgres, type PgCluster } from '../fixtures/postgres.js';
 import { startSshd, type Sshd } from '../fixtures/sshd.js';
 import { CLI, startStdio } from '../helpers/client.js';
 import { makeProject, type TempProject } from '../helpers/project.js';
-import { auditArtifacts, SSH_TARGET_ENV, sshTarget, auditCount, auditRows, clearError, cli, integrityCheck, sleep, until } from './helpers.js';
+import {
+  auditArtifacts,
+  SSH_TARGET_ENV,
+  sshTarget,
+  auditCount,
+  auditRows,
+  clearError,
+  cli,
+  integrityCheck,
+  sleep,
+  until,
+} from './helpers.js';
 
 interface Rig {
   project: TempProject;
@@ -32,7 +43,11 @@ interface Rig {
 
 async function rig(files: Record<string, unknown>, env: Record<string, string> = {}): Promise<Rig> {
   const project = makeProject(files);
-  const rt = await createRuntime({ projectDir: project.infraDir, env: { ...process.env, INFRA_LOG_LEVEL: 'error', ...env }, tools: NATIVE_TOOLS });
+  const rt = await createRuntime({
+    projectDir: project.infraDir,
+    env: { ...process.env, INFRA_LOG_LEVEL: 'error', ...env },
+    tools: NATIVE_TOOLS,
+  });
   return {
     project,
     rt,
@@ -102,52 +117,60 @@ describe('sshd killed in the middle of an exec', () => {
     await sshd?.stop();
   });
 
-  it('the exec fails with a clear error, is audited as error, and the next exec works once sshd is back', { timeout: 120_000 }, async () => {
-    okResult(await r.call('ssh', { action: 'exec', target: 'prod', command: 'echo warm' }), 'warm-up');
-    const pending = r.call('ssh', { action: 'exec', target: 'prod', command: 'echo started; sleep 60; echo never', timeout_ms: 90_000 });
-    // kill only once the remote `sleep` itself runs under this sshd: the login shell's startup
-    // files are done by then (a shell killed inside them can leave stale locks behind)
-    const sleeping = (): boolean =>
-      sshd.descendantPids().some((pid) => {
+  it(
+    'the exec fails with a clear error, is audited as error, and the next exec works once sshd is back',
+    { timeout: 120_000 },
+    async () => {
+      okResult(await r.call('ssh', { action: 'exec', target: 'prod', command: 'echo warm' }), 'warm-up');
+      const pending = r.call('ssh', { action: 'exec', target: 'prod', command: 'echo started; sleep 60; echo never', timeout_ms: 90_000 });
+      // kill only once the remote `sleep` itself runs under this sshd: the login shell's startup
+      // files are done by then (a shell killed inside them can leave stale locks behind)
+      const sleeping = (): boolean =>
+        sshd.descendantPids().some((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep';
+          } catch {
+            return false;
+          }
+        });
+      await until('the remote sleep to start', sleeping, 30_000);
+      const t0 = Date.now();
+      for (const pid of sshd.descendantPids()) {
         try {
-          return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep';
+          process.kill(pid, 'SIGKILL');
         } catch {
-          return false;
+          /* gone already */
         }
-      });
-    await until('the remote sleep to start', sleeping, 30_000);
-    const t0 = Date.now();
-    for (const pid of sshd.descendantPids()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone already */
       }
-    }
-    await sshd.stop();
-    const e = await pending;
-    const code = assertAuditedFailure(r, e, 'error', 'exec under a killed sshd');
-    assert.ok(['CONNECTION_FAILED', 'UPSTREAM_ERROR'].includes(code), `code ${code}: ${JSON.stringify(e)}`);
-    assert.ok(Date.now() - t0 < 30_000, `the failure took ${Date.now() - t0} ms to surface`);
-    assertNoHalfWrittenArtifact(r, e.call_id);
+      await sshd.stop();
+      const e = await pending;
+      const code = assertAuditedFailure(r, e, 'error', 'exec under a killed sshd');
+      assert.ok(['CONNECTION_FAILED', 'UPSTREAM_ERROR'].includes(code), `code ${code}: ${JSON.stringify(e)}`);
+      assert.ok(Date.now() - t0 < 30_000, `the failure took ${Date.now() - t0} ms to surface`);
+      assertNoHalfWrittenArtifact(r, e.call_id);
 
-    const down = await r.call('ssh', { action: 'exec', target: 'prod', command: 'true' });
-    assert.equal(assertAuditedFailure(r, down, 'error', 'exec while sshd is down'), 'CONNECTION_FAILED');
+      const down = await r.call('ssh', { action: 'exec', target: 'prod', command: 'true' });
+      assert.equal(assertAuditedFailure(r, down, 'error', 'exec while sshd is down'), 'CONNECTION_FAILED');
 
-    await sshd.start();
-    const back = okResult(await r.call('ssh', { action: 'exec', target: 'prod', command: 'echo back' }), 'exec after restart');
-    assert.equal(back.stdout, 'back\n');
-  });
+      await sshd.start();
+      const back = okResult(await r.call('ssh', { action: 'exec', target: 'prod', command: 'echo back' }), 'exec after restart');
+      assert.equal(back.stdout, 'back\n');
+    },
+  );
 });
 
 describe('Postgres restarted between and during queries', () => {
   let pg: PgCluster;
   let r: Rig;
   const pgCtl = (...args: string[]): void => {
-    const res = spawnSync('runuser', ['-u', 'postgres', '--', join(pg.binDir, 'pg_ctl'), '-D', join(pg.dir, 'data'), '-w', '-t', '60', ...args], {
-      encoding: 'utf8',
-      cwd: pg.dir,
-    });
+    const res = spawnSync(
+      'runuser',
+      ['-u', 'postgres', '--', join(pg.binDir, 'pg_ctl'), '-D', join(pg.dir, 'data'), '-w', '-t', '60', ...args],
+      {
+        encoding: 'utf8',
+        cwd: pg.dir,
+      },
+    );
     if (res.status !== 0) throw new Error(`pg_ctl ${args.join(' ')} failed: ${res.stderr || res.stdout}`);
   };
   const restart = (): void => pgCtl('-m', 'fast', '-l', join(pg.dir, 'server.log'), 'restart');
@@ -184,36 +207,49 @@ describe('Postgres restarted between and during queries', () => {
     assert.equal(r.row(e.call_id).status, 'ok');
   });
 
-  it('restarted during a read query: the read is retried once on a fresh connection (it changed nothing) and answers', { timeout: 120_000 }, async () => {
-    okResult(await r.call('psql', { action: 'query', profile: 'ro', sql: 'select 1' }), 'warm');
-    const pending = r.call('psql', { action: 'query', profile: 'ro', sql: "select 'fault-marker-r' as m, 1 as slept from pg_sleep(3)", timeout_ms: 90_000 });
-    await until('the sleeping query to reach the server', () => running('fault-marker-r') > 0, 20_000);
-    restart();
-    const e = await pending;
-    assert.deepEqual(okResult(e, 'read retried after the restart').rows, [{ m: 'fault-marker-r', slept: 1 }]);
-    assert.equal(r.row(e.call_id).status, 'ok');
-  });
+  it(
+    'restarted during a read query: the read is retried once on a fresh connection (it changed nothing) and answers',
+    { timeout: 120_000 },
+    async () => {
+      okResult(await r.call('psql', { action: 'query', profile: 'ro', sql: 'select 1' }), 'warm');
+      const pending = r.call('psql', {
+        action: 'query',
+        profile: 'ro',
+        sql: "select 'fault-marker-r' as m, 1 as slept from pg_sleep(3)",
+        timeout_ms: 90_000,
+      });
+      await until('the sleeping query to reach the server', () => running('fault-marker-r') > 0, 20_000);
+      restart();
+      const e = await pending;
+      assert.deepEqual(okResult(e, 'read retried after the restart').rows, [{ m: 'fault-marker-r', slept: 1 }]);
+      assert.equal(r.row(e.call_id).status, 'ok');
+    },
+  );
 
-  it('restarted during a write: it fails with CONNECTION_FAILED (never retried), audited as error; the next one works', { timeout: 120_000 }, async () => {
-    okResult(await r.call('psql', { action: 'execute', profile: 'rw', sql: 'select 1' }), 'warm');
-    const pending = r.call('psql', {
-      action: 'execute',
-      profile: 'rw',
-      sql: "INSERT INTO victims SELECT 1000, 'fault-marker-w' FROM pg_sleep(60)",
-      timeout_ms: 90_000,
-    });
-    await until('the sleeping write to reach the server', () => running('fault-marker-w') > 0, 20_000);
-    const t0 = Date.now();
-    restart();
-    const e = await pending;
-    const code = assertAuditedFailure(r, e, 'error', 'write under a restart');
-    assert.ok(['CONNECTION_FAILED', 'UPSTREAM_ERROR'].includes(code), `code ${code}: ${JSON.stringify(e)}`);
-    assert.ok(Date.now() - t0 < 60_000);
-    assert.equal(pg.psql(`SELECT count(*) FROM victims WHERE id = 1000`), '0', 'the interrupted write left nothing');
-    okResult(await r.call('psql', { action: 'execute', profile: 'rw', sql: "INSERT INTO victims VALUES (1001, 'after')" }), 'next write');
-    const next = okResult(await r.call('psql', { action: 'query', profile: 'ro', sql: 'select 3 as three' }), 'next query');
-    assert.deepEqual(next.rows, [{ three: 3 }]);
-  });
+  it(
+    'restarted during a write: it fails with CONNECTION_FAILED (never retried), audited as error; the next one works',
+    { timeout: 120_000 },
+    async () => {
+      okResult(await r.call('psql', { action: 'execute', profile: 'rw', sql: 'select 1' }), 'warm');
+      const pending = r.call('psql', {
+        action: 'execute',
+        profile: 'rw',
+        sql: "INSERT INTO victims SELECT 1000, 'fault-marker-w' FROM pg_sleep(60)",
+        timeout_ms: 90_000,
+      });
+      await until('the sleeping write to reach the server', () => running('fault-marker-w') > 0, 20_000);
+      const t0 = Date.now();
+      restart();
+      const e = await pending;
+      const code = assertAuditedFailure(r, e, 'error', 'write under a restart');
+      assert.ok(['CONNECTION_FAILED', 'UPSTREAM_ERROR'].includes(code), `code ${code}: ${JSON.stringify(e)}`);
+      assert.ok(Date.now() - t0 < 60_000);
+      assert.equal(pg.psql(`SELECT count(*) FROM victims WHERE id = 1000`), '0', 'the interrupted write left nothing');
+      okResult(await r.call('psql', { action: 'execute', profile: 'rw', sql: "INSERT INTO victims VALUES (1001, 'after')" }), 'next write');
+      const next = okResult(await r.call('psql', { action: 'query', profile: 'ro', sql: 'select 3 as three' }), 'next query');
+      assert.deepEqual(next.rows, [{ three: 3 }]);
+    },
+  );
 
   it('stopped: CONNECTION_FAILED, audited; started again: works', { timeout: 120_000 }, async () => {
     pgCtl('-m', 'fast', 'stop');
@@ -301,15 +337,19 @@ describe('HTTP servers that reset connections or send an endless body', () => {
   });
 
   for (const mode of ['reset', 'reset-mid-body'] as const) {
-    it(`${mode}: CONNECTION_FAILED or UPSTREAM_ERROR, audited, no body presented as complete; then works`, { timeout: 60_000 }, async () => {
-      origin.mode = mode;
-      const e = await r.call('http', { action: 'request', url: `${origin.url}/x`, timeout_ms: 20_000 });
-      const code = assertAuditedFailure(r, e, 'error', mode);
-      assert.ok(['CONNECTION_FAILED', 'UPSTREAM_ERROR'].includes(code), `${mode}: ${JSON.stringify(e)}`);
-      assertNoHalfWrittenArtifact(r, e.call_id);
-      origin.mode = 'ok';
-      assert.equal(okResult(await r.call('http', { action: 'request', url: `${origin.url}/x` }), 'after').body, 'fine\n');
-    });
+    it(
+      `${mode}: CONNECTION_FAILED or UPSTREAM_ERROR, audited, no body presented as complete; then works`,
+      { timeout: 60_000 },
+      async () => {
+        origin.mode = mode;
+        const e = await r.call('http', { action: 'request', url: `${origin.url}/x`, timeout_ms: 20_000 });
+        const code = assertAuditedFailure(r, e, 'error', mode);
+        assert.ok(['CONNECTION_FAILED', 'UPSTREAM_ERROR'].includes(code), `${mode}: ${JSON.stringify(e)}`);
+        assertNoHalfWrittenArtifact(r, e.call_id);
+        origin.mode = 'ok';
+        assert.equal(okResult(await r.call('http', { action: 'request', url: `${origin.url}/x` }), 'after').body, 'fine\n');
+      },
+    );
   }
 
   it('endless body: TIMEOUT at timeout_ms, audited as timeout, the connection is closed; then works', { timeout: 60_000 }, async () => {
@@ -327,26 +367,30 @@ describe('HTTP servers that reset connections or send an endless body', () => {
     okResult(await r.call('http', { action: 'request', url: `${origin.url}/x` }), 'after');
   });
 
-  it('endless body under a small artifact cap: the body is cut at the cap, stored and hashed, and the call answers', { timeout: 60_000 }, async () => {
-    const small = await rig({ 'policy.json': { limits: { artifact_max_bytes: 1024 * 1024 } } });
-    try {
-      origin.mode = 'endless';
-      const e = await small.call('http', { action: 'request', url: `${origin.url}/forever`, timeout_ms: 20_000 });
-      okResult(e, 'capped endless body');
-      assert.equal(small.row(e.call_id).status, 'ok');
-      const a = auditArtifacts(small.rt.project.artifactsDir);
-      assert.deepEqual(a.problems, []);
-      assert.ok(a.checkedFiles >= 1);
-      const call = JSON.parse(readFileSync(join(small.rt.project.artifactsDir, 'calls', e.call_id, 'call.json'), 'utf8')) as {
-        streams: { name: string; stored_bytes: number }[];
-      };
-      const body = call.streams.find((x) => x.name === 'body');
-      assert.equal(body?.stored_bytes, 1024 * 1024);
-    } finally {
-      origin.mode = 'ok';
-      await small.close();
-    }
-  });
+  it(
+    'endless body under a small artifact cap: the body is cut at the cap, stored and hashed, and the call answers',
+    { timeout: 60_000 },
+    async () => {
+      const small = await rig({ 'policy.json': { limits: { artifact_max_bytes: 1024 * 1024 } } });
+      try {
+        origin.mode = 'endless';
+        const e = await small.call('http', { action: 'request', url: `${origin.url}/forever`, timeout_ms: 20_000 });
+        okResult(e, 'capped endless body');
+        assert.equal(small.row(e.call_id).status, 'ok');
+        const a = auditArtifacts(small.rt.project.artifactsDir);
+        assert.deepEqual(a.problems, []);
+        assert.ok(a.checkedFiles >= 1);
+        const call = JSON.parse(readFileSync(join(small.rt.project.artifactsDir, 'calls', e.call_id, 'call.json'), 'utf8')) as {
+          streams: { name: string; stored_bytes: number }[];
+        };
+        const body = call.streams.find((x) => x.name === 'body');
+        assert.equal(body?.stored_bytes, 1024 * 1024);
+      } finally {
+        origin.mode = 'ok';
+        await small.close();
+      }
+    },
+  );
 });
 
 function mountTmpfs(dir: string, size: string): void {
@@ -374,15 +418,19 @@ describe('artifacts directory out of space (a 2 MiB tmpfs)', () => {
     }
   });
 
-  it('a body bigger than the disk: LIMIT_EXCEEDED, audited, no partial file left under a final name; next call ok', { timeout: 60_000 }, async () => {
-    const e = await r.call('http', { action: 'request', url: `${srv.url}/big?bytes=${8 * 1024 * 1024}` });
-    assert.equal(assertAuditedFailure(r, e, 'error', 'body larger than the disk'), 'LIMIT_EXCEEDED');
-    assert.match((e as { error: { hint?: string } }).error.hint ?? '', /space/);
-    assertNoHalfWrittenArtifact(r, e.call_id);
-    const a = auditArtifacts(mnt);
-    assert.deepEqual(a.problems, []);
-    okResult(await r.call('state', { action: 'set', key: 'after-enospc', value: 1 }), 'small call after the big one');
-  });
+  it(
+    'a body bigger than the disk: LIMIT_EXCEEDED, audited, no partial file left under a final name; next call ok',
+    { timeout: 60_000 },
+    async () => {
+      const e = await r.call('http', { action: 'request', url: `${srv.url}/big?bytes=${8 * 1024 * 1024}` });
+      assert.equal(assertAuditedFailure(r, e, 'error', 'body larger than the disk'), 'LIMIT_EXCEEDED');
+      assert.match((e as { error: { hint?: string } }).error.hint ?? '', /space/);
+      assertNoHalfWrittenArtifact(r, e.call_id);
+      const a = auditArtifacts(mnt);
+      assert.deepEqual(a.problems, []);
+      okResult(await r.call('state', { action: 'set', key: 'after-enospc', value: 1 }), 'small call after the big one');
+    },
+  );
 
   it('a full disk: even a small call fails with LIMIT_EXCEEDED and is audited; free space, and it works', { timeout: 60_000 }, async () => {
     const filler = join(mnt, 'filler');
@@ -415,90 +463,104 @@ describe('infra killed with SIGKILL during 50 concurrent calls', () => {
     await srv?.close();
   });
 
-  it('restart: integrity_check ok, audit verify passes, every call has a row (ok or interrupted), no half-written artifact', { timeout: 240_000 }, async () => {
-    const p = makeProject();
-    const dbPath = join(p.infraDir, 'infra.db');
-    const env = { MCP_PROFILES_DIR: p.infraDir, INFRA_UNSAFE_LOCAL: '1' };
-    try {
-      const s1 = await startStdio({ env });
-      const calls: { name: string; args: Record<string, unknown> }[] = [];
-      for (let i = 0; i < 50; i++) {
-        switch (i % 5) {
-          case 0:
-            calls.push({ name: 'state', args: { action: 'set', key: `k${i}`, value: { i, pad: 'x'.repeat(2000) } } });
-            break;
-          case 1: // a big body, streaming to its artifact when the kill comes (or done by then)
-            calls.push({ name: 'http', args: { action: 'request', url: `${srv.url}/big?bytes=${(64 + i) * 1024 * 1024}`, timeout_ms: 200_000 } });
-            break;
-          case 2: // headers, then a body that never ends
-            calls.push({ name: 'http', args: { action: 'request', url: `${srv.url}/stall`, timeout_ms: 200_000 } });
-            break;
-          case 3: // output that keeps coming
-            calls.push({ name: 'local', args: { action: 'exec', command: `yes line-${i} | head -c 400000000`, shell: true, timeout_ms: 200_000 } });
-            break;
-          default:
-            calls.push({ name: 'http', args: { action: 'request', url: `${srv.url}/json` } });
-        }
-      }
-      const answered: string[] = [];
-      const pending = calls.map((c) =>
-        s1.client
-          .callTool({ name: c.name, arguments: c.args }, undefined, { timeout: 220_000 })
-          .then((res) => {
-            const sc = res.structuredContent as { ok: boolean; call_id: string };
-            if (sc.ok) answered.push(sc.call_id);
-          })
-          .catch(() => undefined),
-      );
-      // every call has reached the pipeline (its row exists) and the streams are writing
-      await until('50 audit rows', () => existsSync(dbPath) && auditCount(dbPath) >= 50, 60_000);
-      // the quick calls (state, small http) have answered; the long ones are streaming
-      await until('the quick calls to answer', () => answered.length >= 15, 60_000);
-      await sleep(300);
-      process.kill(s1.pid, 'SIGKILL');
-      await Promise.all(pending);
-      await s1.close();
-
-      const s2 = await startStdio({ env: { MCP_PROFILES_DIR: p.infraDir } });
+  it(
+    'restart: integrity_check ok, audit verify passes, every call has a row (ok or interrupted), no half-written artifact',
+    { timeout: 240_000 },
+    async () => {
+      const p = makeProject();
+      const dbPath = join(p.infraDir, 'infra.db');
+      const env = { MCP_PROFILES_DIR: p.infraDir, INFRA_UNSAFE_LOCAL: '1' };
       try {
-        await s2.client.listTools(); // the runtime (and its recovery) is up
-        await until('recovery at start', () => auditRows(dbPath).every((row) => row.status !== 'running'), 30_000);
-        assert.equal(integrityCheck(dbPath), 'ok');
-        const rows = auditRows(dbPath);
-        assert.equal(rows.length, 50, 'one row per call');
-        const statuses = new Map<string, number>();
-        for (const row of rows) statuses.set(row.status, (statuses.get(row.status) ?? 0) + 1);
-        for (const row of rows) assert.ok(['ok', 'interrupted'].includes(row.status), `${row.tool}.${row.action}: ${row.status} (${row.error_code})`);
-        assert.ok((statuses.get('interrupted') ?? 0) > 0, `some calls were in flight: ${JSON.stringify([...statuses])}`);
-        for (const id of answered) assert.equal(rows.find((row) => row.id === id)?.status, 'ok', `answered call ${id} is ok`);
-
-        const verify = await s2.call('audit', { action: 'verify' });
-        assert.equal((verify.result as { ok: boolean; rows: number }).ok, true, JSON.stringify(verify));
-        assert.equal((verify.result as { rows: number }).rows, 50);
-        const v = cli(CLI, ['audit', 'verify'], { MCP_PROFILES_DIR: p.infraDir });
-        assert.equal(v.status, 0, v.stdout + v.stderr);
-
-        const art = auditArtifacts(join(p.infraDir, 'artifacts'));
-        assert.deepEqual(art.problems, []);
-        assert.ok(art.checkedFiles > 0, 'completed calls with streams were checked');
-        const interrupted = rows.filter((row) => row.status === 'interrupted');
-        // an interrupted call has nothing under a final stream name (only .partial temp files),
-        // and the artifacts tool does not list its temp files
-        for (const row of interrupted) {
-          const files = readdirSync(join(p.infraDir, 'artifacts', 'calls', row.id)).filter((n) => !n.startsWith('.'));
-          assert.ok(!files.some((f) => ['stdout', 'stderr', 'body'].includes(f)) || files.includes('call.json'), `${row.id}: ${files.join(', ')}`);
-          const listed = await s2.call('artifacts', { action: 'list', uri: `artifact://calls/${row.id}/` });
-          const names = JSON.stringify(listed);
-          assert.ok(!names.includes('.partial'), `the artifacts tool lists a temp file: ${names.slice(0, 300)}`);
+        const s1 = await startStdio({ env });
+        const calls: { name: string; args: Record<string, unknown> }[] = [];
+        for (let i = 0; i < 50; i++) {
+          switch (i % 5) {
+            case 0:
+              calls.push({ name: 'state', args: { action: 'set', key: `k${i}`, value: { i, pad: 'x'.repeat(2000) } } });
+              break;
+            case 1: // a big body, streaming to its artifact when the kill comes (or done by then)
+              calls.push({
+                name: 'http',
+                args: { action: 'request', url: `${srv.url}/big?bytes=${(64 + i) * 1024 * 1024}`, timeout_ms: 200_000 },
+              });
+              break;
+            case 2: // headers, then a body that never ends
+              calls.push({ name: 'http', args: { action: 'request', url: `${srv.url}/stall`, timeout_ms: 200_000 } });
+              break;
+            case 3: // output that keeps coming
+              calls.push({
+                name: 'local',
+                args: { action: 'exec', command: `yes line-${i} | head -c 400000000`, shell: true, timeout_ms: 200_000 },
+              });
+              break;
+            default:
+              calls.push({ name: 'http', args: { action: 'request', url: `${srv.url}/json` } });
+          }
         }
-        process.stdout.write(
-          `# SIGKILL during 50 calls: ${JSON.stringify(Object.fromEntries(statuses))}, ${art.checkedFiles} stream files verified, ${art.partials.length} .partial temp files\n`,
+        const answered: string[] = [];
+        const pending = calls.map((c) =>
+          s1.client
+            .callTool({ name: c.name, arguments: c.args }, undefined, { timeout: 220_000 })
+            .then((res) => {
+              const sc = res.structuredContent as { ok: boolean; call_id: string };
+              if (sc.ok) answered.push(sc.call_id);
+            })
+            .catch(() => undefined),
         );
+        // every call has reached the pipeline (its row exists) and the streams are writing
+        await until('50 audit rows', () => existsSync(dbPath) && auditCount(dbPath) >= 50, 60_000);
+        // the quick calls (state, small http) have answered; the long ones are streaming
+        await until('the quick calls to answer', () => answered.length >= 15, 60_000);
+        await sleep(300);
+        process.kill(s1.pid, 'SIGKILL');
+        await Promise.all(pending);
+        await s1.close();
+
+        const s2 = await startStdio({ env: { MCP_PROFILES_DIR: p.infraDir } });
+        try {
+          await s2.client.listTools(); // the runtime (and its recovery) is up
+          await until('recovery at start', () => auditRows(dbPath).every((row) => row.status !== 'running'), 30_000);
+          assert.equal(integrityCheck(dbPath), 'ok');
+          const rows = auditRows(dbPath);
+          assert.equal(rows.length, 50, 'one row per call');
+          const statuses = new Map<string, number>();
+          for (const row of rows) statuses.set(row.status, (statuses.get(row.status) ?? 0) + 1);
+          for (const row of rows)
+            assert.ok(['ok', 'interrupted'].includes(row.status), `${row.tool}.${row.action}: ${row.status} (${row.error_code})`);
+          assert.ok((statuses.get('interrupted') ?? 0) > 0, `some calls were in flight: ${JSON.stringify([...statuses])}`);
+          for (const id of answered) assert.equal(rows.find((row) => row.id === id)?.status, 'ok', `answered call ${id} is ok`);
+
+          const verify = await s2.call('audit', { action: 'verify' });
+          assert.equal((verify.result as { ok: boolean; rows: number }).ok, true, JSON.stringify(verify));
+          assert.equal((verify.result as { rows: number }).rows, 50);
+          const v = cli(CLI, ['audit', 'verify'], { MCP_PROFILES_DIR: p.infraDir });
+          assert.equal(v.status, 0, v.stdout + v.stderr);
+
+          const art = auditArtifacts(join(p.infraDir, 'artifacts'));
+          assert.deepEqual(art.problems, []);
+          assert.ok(art.checkedFiles > 0, 'completed calls with streams were checked');
+          const interrupted = rows.filter((row) => row.status === 'interrupted');
+          // an interrupted call has nothing under a final stream name (only .partial temp files),
+          // and the artifacts tool does not list its temp files
+          for (const row of interrupted) {
+            const files = readdirSync(join(p.infraDir, 'artifacts', 'calls', row.id)).filter((n) => !n.startsWith('.'));
+            assert.ok(
+              !files.some((f) => ['stdout', 'stderr', 'body'].includes(f)) || files.includes('call.json'),
+              `${row.id}: ${files.join(', ')}`,
+            );
+            const listed = await s2.call('artifacts', { action: 'list', uri: `artifact://calls/${row.id}/` });
+            const names = JSON.stringify(listed);
+            assert.ok(!names.includes('.partial'), `the artifacts tool lists a temp file: ${names.slice(0, 300)}`);
+          }
+          process.stdout.write(
+            `# SIGKILL during 50 calls: ${JSON.stringify(Object.fromEntries(statuses))}, ${art.checkedFiles} stream files verified, ${art.partials.length} .partial temp files\n`,
+          );
+        } finally {
+          await s2.close();
+        }
       } finally {
-        await s2.close();
+        p.cleanup();
       }
-    } finally {
-      p.cleanup();
-    }
-  });
+    },
+  );
 });

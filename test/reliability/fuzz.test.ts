@@ -42,7 +42,18 @@ const hostile: fc.Arbitrary<unknown> = fc.oneof(
   fc.double(),
   fc.constantFrom(Number.MAX_SAFE_INTEGER, -1, 0, 2 ** 53 + 2, -0),
   fc.string({ unit: 'binary', maxLength: 64 }),
-  fc.constantFrom('\u0000', 'a\u0000b', '\ud800', '\udfff\ud800', '../../../etc/passwd', 'artifact://calls/../../x', '%00', '${env:HOME}', '-rf', '\u202e'),
+  fc.constantFrom(
+    '\u0000',
+    'a\u0000b',
+    '\ud800',
+    '\udfff\ud800',
+    '../../../etc/passwd',
+    'artifact://calls/../../x',
+    '%00',
+    '${env:HOME}',
+    '-rf',
+    '\u202e',
+  ),
   fc.integer({ min: 100_000, max: 2_000_000 }).map((n) => 'x'.repeat(n)),
   // deeper nesting overflows the SDK client's own serialisation; the framing fuzz sends 100,000 levels raw
   fc.integer({ min: 50, max: 800 }).map((d) => deep(d)),
@@ -92,11 +103,13 @@ function argsFor(schema: Schema): fc.Arbitrary<Record<string, unknown>> {
     hostile,
     { maxKeys: 2 },
   );
-  return fc.tuple(action, known, fc.oneof({ arbitrary: fc.constant({}), weight: 4 }, { arbitrary: unknown, weight: 1 })).map(([a, k, u]) => ({
-    ...(a === undefined ? {} : { action: a }),
-    ...k,
-    ...u,
-  }));
+  return fc
+    .tuple(action, known, fc.oneof({ arbitrary: fc.constant({}), weight: 4 }, { arbitrary: unknown, weight: 1 }))
+    .map(([a, k, u]) => ({
+      ...(a === undefined ? {} : { action: a }),
+      ...k,
+      ...u,
+    }));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -234,7 +247,11 @@ class RawServer {
     const p = new Promise<Record<string, unknown>>((resolve, reject) => {
       const t = setTimeout(() => {
         this.waiters.delete(id);
-        reject(new Error(`no answer to ${method} (id ${id}) within ${ms} ms${this.exited ? `; the server exited ${JSON.stringify(this.exited)}` : ''}`));
+        reject(
+          new Error(
+            `no answer to ${method} (id ${id}) within ${ms} ms${this.exited ? `; the server exited ${JSON.stringify(this.exited)}` : ''}`,
+          ),
+        );
       }, ms);
       this.waiters.set(id, (m) => {
         clearTimeout(t);
@@ -287,7 +304,9 @@ describe(`raw JSON-RPC framing fuzz (seed ${SEED})`, () => {
   const garbage: fc.Arbitrary<{ bytes: Buffer; id?: number; expectAnswer: boolean; label: string }> = fc.oneof(
     // malformed JSON text
     fc.string({ maxLength: 200 }).map((t) => ({ bytes: Buffer.from(t.replace(/\n/g, ' ') + '\n'), expectAnswer: false, label: 'text' })),
-    fc.string({ unit: 'binary', maxLength: 200 }).map((t) => ({ bytes: Buffer.from(t.replace(/\n/g, ' ') + '\n'), expectAnswer: false, label: 'unicode' })),
+    fc
+      .string({ unit: 'binary', maxLength: 200 })
+      .map((t) => ({ bytes: Buffer.from(t.replace(/\n/g, ' ') + '\n'), expectAnswer: false, label: 'unicode' })),
     // invalid UTF-8 bytes, alone and inside a request's string
     fc.uint8Array({ minLength: 1, maxLength: 200 }).map((a) => ({
       bytes: Buffer.concat([Buffer.from(a.filter((b) => b !== 10)), Buffer.from('\n')]),
@@ -309,12 +328,23 @@ describe(`raw JSON-RPC framing fuzz (seed ${SEED})`, () => {
       };
     }),
     // huge lines
-    fc.integer({ min: 1, max: 8 }).map((mb) => ({ bytes: Buffer.from('{"jsonrpc":"2.0","id":"' + 'a'.repeat(mb * 1024 * 1024) + '"\n'), expectAnswer: false, label: `${mb} MB line` })),
+    fc
+      .integer({ min: 1, max: 8 })
+      .map((mb) => ({
+        bytes: Buffer.from('{"jsonrpc":"2.0","id":"' + 'a'.repeat(mb * 1024 * 1024) + '"\n'),
+        expectAnswer: false,
+        label: `${mb} MB line`,
+      })),
     fc.integer({ min: 1, max: 4 }).map((mb) => {
       const id = nextId++;
       return {
         bytes: Buffer.from(
-          JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'state', arguments: { action: 'set', key: 'big', value: 'v'.repeat(mb * 1024 * 1024) } } }) + '\n',
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id,
+            method: 'tools/call',
+            params: { name: 'state', arguments: { action: 'set', key: 'big', value: 'v'.repeat(mb * 1024 * 1024) } },
+          }) + '\n',
         ),
         id,
         expectAnswer: true,
@@ -322,7 +352,9 @@ describe(`raw JSON-RPC framing fuzz (seed ${SEED})`, () => {
       };
     }),
     // deep nesting, as text and inside a request
-    fc.integer({ min: 1_000, max: 200_000 }).map((d) => ({ bytes: Buffer.from('['.repeat(d) + ']'.repeat(d) + '\n'), expectAnswer: false, label: `depth ${d}` })),
+    fc
+      .integer({ min: 1_000, max: 200_000 })
+      .map((d) => ({ bytes: Buffer.from('['.repeat(d) + ']'.repeat(d) + '\n'), expectAnswer: false, label: `depth ${d}` })),
     fc.integer({ min: 100, max: 100_000 }).map((d) => {
       const id = nextId++;
       return {
@@ -340,7 +372,17 @@ describe(`raw JSON-RPC framing fuzz (seed ${SEED})`, () => {
         fc.record({ method: fc.constant('tools/call'), params: hostile }),
         fc.record({ method: fc.constant('tools/call'), params: fc.record({ name: hostile, arguments: hostile }) }),
         fc.record({ method: fc.string({ maxLength: 30 }), params: fc.anything() }),
-        fc.record({ method: fc.constantFrom('tools/list', 'resources/read', 'resources/list', 'prompts/list', 'logging/setLevel', 'completion/complete'), params: hostile }),
+        fc.record({
+          method: fc.constantFrom(
+            'tools/list',
+            'resources/read',
+            'resources/list',
+            'prompts/list',
+            'logging/setLevel',
+            'completion/complete',
+          ),
+          params: hostile,
+        }),
         fc.record({ method: fc.constant('resources/read'), params: fc.record({ uri: fc.oneof(fc.string(), hostile) }) }),
       )
       .map((m) => {

@@ -42,7 +42,8 @@ export async function until(what: string, check: () => boolean | Promise<boolean
 /** Asserts an envelope is a clear tool error: a known code and a message, and returns it. */
 export function clearError(e: Envelope | Record<string, unknown> | undefined, what: string): { code: string; message: string } {
   const env = e as { ok?: boolean; error?: { code?: unknown; message?: unknown } } | undefined;
-  if (!env || env.ok !== false || !env.error) throw new Error(`${what}: expected an error envelope, got ${JSON.stringify(e).slice(0, 400)}`);
+  if (!env || env.ok !== false || !env.error)
+    throw new Error(`${what}: expected an error envelope, got ${JSON.stringify(e).slice(0, 400)}`);
   const { code, message } = env.error;
   if (typeof code !== 'string' || !(ERROR_CODES as readonly string[]).includes(code)) {
     throw new Error(`${what}: error code ${JSON.stringify(code)} is not one of ${ERROR_CODES.join(', ')}`);
@@ -156,14 +157,19 @@ export function auditArtifacts(artifactsDir: string): ArtifactAudit {
       out.checkedFiles++;
     }
     for (const [name, s] of listed) {
-      if (call.envelope?.ok && s.stored_bytes > 0 && !visible.includes(name)) out.problems.push(`${id}: call.json lists ${name}, which is missing`);
+      if (call.envelope?.ok && s.stored_bytes > 0 && !visible.includes(name))
+        out.problems.push(`${id}: call.json lists ${name}, which is missing`);
     }
   }
   return out;
 }
 
 /** Runs `node dist/cli.js …` synchronously (the CLI is a second infra process on the same infra.db). */
-export function cli(cliPath: string, args: string[], env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+export function cli(
+  cliPath: string,
+  args: string[],
+  env: Record<string, string>,
+): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [cliPath, ...args], {
     encoding: 'utf8',
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', INFRA_LOG_LEVEL: 'error', ...env },

@@ -48,7 +48,10 @@ describe(`load: ${CALLS} mixed calls, ${IN_FLIGHT} in flight, one server`, () =>
           return { name: 'ssh', args: { action: 'exec', target: 'box', command: `echo ${i}` } };
         case 2:
         case 3:
-          return { name: 'psql', args: { action: 'query', profile: 'db', sql: 'SELECT id, name FROM items WHERE id = $1', params: [(i % 100) + 1] } };
+          return {
+            name: 'psql',
+            args: { action: 'query', profile: 'db', sql: 'SELECT id, name FROM items WHERE id = $1', params: [(i % 100) + 1] },
+          };
         case 4:
         case 5:
           return { name: 'http', args: { action: 'request', url: `${web.url}/json` } };
@@ -76,7 +79,8 @@ describe(`load: ${CALLS} mixed calls, ${IN_FLIGHT} in flight, one server`, () =>
         else {
           t.err.set(env.error!.code, (t.err.get(env.error!.code) ?? 0) + 1);
           // a state get of a key not set yet is a clean NOT_FOUND; anything else is a failure
-          if (!(c.name === 'state' && env.error!.code === 'NOT_FOUND') && failures.length < 20) failures.push(`${c.name}: ${env.error!.code} ${env.error!.message}`);
+          if (!(c.name === 'state' && env.error!.code === 'NOT_FOUND') && failures.length < 20)
+            failures.push(`${c.name}: ${env.error!.code} ${env.error!.message}`);
         }
       }
     };
@@ -85,7 +89,9 @@ describe(`load: ${CALLS} mixed calls, ${IN_FLIGHT} in flight, one server`, () =>
     const peakMb = peakRssKb(s.pid) / 1024;
     // the server still answers
     await s.client.ping();
-    const summary = [...byTool].map(([tool, t]) => `${tool} ok=${t.ok}${t.err.size ? ` ${JSON.stringify(Object.fromEntries(t.err))}` : ''}`).join(', ');
+    const summary = [...byTool]
+      .map(([tool, t]) => `${tool} ok=${t.ok}${t.err.size ? ` ${JSON.stringify(Object.fromEntries(t.err))}` : ''}`)
+      .join(', ');
     process.stdout.write(
       `# load: ${CALLS} calls in ${secs.toFixed(1)} s = ${(CALLS / secs).toFixed(0)} calls/s with ${IN_FLIGHT} in flight; peak RSS ${peakMb.toFixed(0)} MB; ${summary}\n`,
     );
