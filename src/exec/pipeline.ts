@@ -104,8 +104,10 @@ export class Pipeline {
     const argsObj = rawArgs && typeof rawArgs === 'object' && !Array.isArray(rawArgs) ? (rawArgs as Record<string, unknown>) : undefined;
     const actionName = typeof argsObj?.action === 'string' ? argsObj.action : undefined;
 
+    // known once the arguments are valid: a refused call's row still names its target
+    let auditTarget: string | undefined;
     const refuse = (status: AuditStatus, err: ToolError, tool = toolName, action = actionName): Promise<Envelope> =>
-      this.recordRefusal(callId, startedAt, tool, action, rawArgs, status, err, opts);
+      this.recordRefusal(callId, startedAt, tool, action, rawArgs, status, err, opts, auditTarget);
 
     // 1. resolve the tool and action
     if (!reg) {
@@ -168,6 +170,7 @@ export class Pipeline {
     try {
       if (def.effectOf) effect = await def.effectOf(args, services);
       target = def.target?.(args);
+      auditTarget = target;
       const refusal = actionRefusal(reg.tool, def, effect, services);
       if (refusal) throw new ToolError('DENIED', refusal.message, { hint: refusal.hint });
       await def.gate?.(args, services);
@@ -630,6 +633,7 @@ export class Pipeline {
     status: AuditStatus,
     err: ToolError,
     opts: CallOptions,
+    target?: string,
   ): Promise<Envelope> {
     const services = this.services;
     const env = errorEnvelope(callId, tool, action, startedAt, err, services);
@@ -641,6 +645,7 @@ export class Pipeline {
         started_at: new Date(startedAt).toISOString(),
         tool,
         action,
+        target,
         args: clampJson(args),
         artifact: callUri(callId),
         client_name: opts.client?.name,
@@ -667,7 +672,7 @@ export class Pipeline {
     } catch (e) {
       services.log.error('refused call could not be fully recorded', { call_id: callId, error: (e as Error).message });
     }
-    this.closeAudit(callId, startedAt, status, env, undefined, rawArgs, undefined, undefined);
+    this.closeAudit(callId, startedAt, status, env, undefined, rawArgs, undefined, target);
     return env;
   }
 }

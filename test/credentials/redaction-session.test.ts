@@ -86,11 +86,11 @@ after(async () => {
 });
 
 /** Calls a tool and keeps the whole reply (content text and structuredContent). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- replies are read loosely by path
+ 
 async function call(name: string, args: Record<string, unknown>): Promise<Record<string, any>> {
   const r = await session.client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 });
   replies.push(JSON.stringify(r));
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+   
   return r.structuredContent as Record<string, any>;
 }
 

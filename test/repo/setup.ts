@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRuntime, type Runtime } from '../../src/exec/runtime.js';
 import type { Envelope, ErrorEnvelope, OkEnvelope } from '../../src/core/envelope.js';
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- results are read loosely in tests
+ 
 type Loose = any;
 import { makeProject, type TempProject } from '../helpers/project.js';
 import { git, initRepo } from '../fixtures/git.js';
