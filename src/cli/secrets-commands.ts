@@ -23,7 +23,9 @@ async function readValue(name: string): Promise<string> {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
     // one trailing newline is the shell's, not the secret's
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    return Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
   }
   const ask = (prompt: string): Promise<string> =>
     new Promise((resolve) => {
@@ -89,7 +91,10 @@ export function registerSecretsCommands(program: Command): void {
         const store = storeFor(program);
         const status = store.status();
         const entries = status.exists ? store.entries() : [];
-        if (o.json) return out(JSON.stringify({ path: status.path, key_source: status.key_source, secrets: entries, problems: status.problems }, null, 2));
+        if (o.json)
+          return out(
+            JSON.stringify({ path: status.path, key_source: status.key_source, secrets: entries, problems: status.problems }, null, 2),
+          );
         if (!entries.length) out(`no secrets in ${status.path}; add one with: printf %s "$VALUE" | infra secrets set NAME`);
         for (const e of entries) out(`${e.name.padEnd(32)} ${e.updated_at}`);
         for (const p of status.problems) process.stderr.write(`warning: ${p.message}\n  fix: ${p.fix}\n`);
@@ -126,7 +131,9 @@ export const credentialsSection: Parameters<typeof addDoctorSection>[0] = async 
   checks.push({
     name: 'secrets',
     status: st.problems.length ? 'fail' : 'ok',
-    detail: st.exists ? `${st.names.length} stored in ${st.path} (key: ${st.key_source})` : 'no secret store yet (`infra secrets set NAME` creates one)',
+    detail: st.exists
+      ? `${st.names.length} stored in ${st.path} (key: ${st.key_source})`
+      : 'no secret store yet (`infra secrets set NAME` creates one)',
     ...(st.problems.length ? { fix: st.problems.map((p) => `${p.message}: ${p.fix}`).join('; ') } : {}),
   });
   const env = await rt.call('preflight', {}, { client: { name: 'infra-doctor', version: VERSION } });

@@ -75,7 +75,9 @@ export function registerServersCommands(program: Command): void {
           if (status) out(statusLines(status).join('\n'));
           if (error) out(`connection failed: ${error}`);
           if (diff) {
-            out(`since the pins: ${diff.added.length} new, ${diff.changed.length} changed, ${diff.removed.length} removed, ${diff.unchanged.length} unchanged`);
+            out(
+              `since the pins: ${diff.added.length} new, ${diff.changed.length} changed, ${diff.removed.length} removed, ${diff.unchanged.length} unchanged`,
+            );
             for (const t of diff.added) out(`  new       ${t}`);
             for (const t of diff.changed) out(`  changed   ${t.tool}: ${t.what}`);
             for (const t of diff.removed) out(`  removed   ${t}`);
@@ -88,7 +90,7 @@ export function registerServersCommands(program: Command): void {
 
   servers
     .command('approve')
-    .description('pin the current definitions of a server\'s tools (trust on first use); changed tools need this again')
+    .description("pin the current definitions of a server's tools (trust on first use); changed tools need this again")
     .argument('<name>', 'server name in servers.json')
     .option('--tool <glob...>', 'approve only these tools')
     .option('--json', 'print JSON')
@@ -135,7 +137,9 @@ export function registerServersCommands(program: Command): void {
         name: `server ${s.name} tools`,
         status: pending.length || blocked.length ? 'warn' : 'ok',
         detail: parts.join('; '),
-        ...(pending.length || blocked.length ? { fix: `review with \`infra servers test ${s.name}\`, then \`infra servers approve ${s.name}\`` } : {}),
+        ...(pending.length || blocked.length
+          ? { fix: `review with \`infra servers test ${s.name}\`, then \`infra servers approve ${s.name}\`` }
+          : {}),
       });
     }
     return { name: 'servers', checks, data: statuses };

@@ -231,7 +231,7 @@ export const UpstreamServerSchema = z
     inherit_env: z
       .union([z.boolean(), z.array(z.string())])
       .default(false)
-      .describe('stdio: false gives the child only PATH, HOME and `env`; a list passes those variables too; true passes all of infra\'s'),
+      .describe("stdio: false gives the child only PATH, HOME and `env`; a list passes those variables too; true passes all of infra's"),
     start: z.enum(['lazy', 'startup']).default('lazy').describe('lazy starts the server at its first call; startup when infra starts'),
   })
   .superRefine((s, ctx) => {
@@ -255,10 +255,7 @@ export const ServersFileSchema = z
     ...schemaKey,
     mcpServers: z
       .record(
-        z
-          .string()
-          .max(60)
-          .regex(SERVER_NAME, 'server names use letters, digits, "-" and single "_" (tools appear as <server>__<tool>)'),
+        z.string().max(60).regex(SERVER_NAME, 'server names use letters, digits, "-" and single "_" (tools appear as <server>__<tool>)'),
         UpstreamServerSchema,
       )
       .default({}),

@@ -27,7 +27,9 @@ export function pinnedDefinition(t: Tool | PinnedDefinition): PinnedDefinition {
 
 /** sha256 over canonical JSON (sorted keys) of the pinned parts: the trust-on-first-use pin. */
 export function definitionHash(d: PinnedDefinition): string {
-  return `sha256:${createHash('sha256').update(stringify(pinnedDefinition(d)) ?? '').digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(stringify(pinnedDefinition(d)) ?? '')
+    .digest('hex')}`;
 }
 
 /**

@@ -17,17 +17,31 @@ function item(s: ServerStatus, started: number | undefined): PreflightItem {
   const warnings = blocked.map((t) => `${t.name} is ${t.state === 'changed' ? 'blocked' : 'refused'}: ${t.reason ?? t.state}`);
   const pending = s.tools.filter((t) => t.state === 'pending_approval').map((t) => t.name);
   if (s.status !== 'pending_approval' && pending.length) warnings.push(`pending approval: ${pending.join(', ')}`);
-  const base = { kind: 'upstream', name: s.name, latency_ms: started === undefined ? null : Date.now() - started, ...(warnings.length ? { warnings } : {}) };
+  const base = {
+    kind: 'upstream',
+    name: s.name,
+    latency_ms: started === undefined ? null : Date.now() - started,
+    ...(warnings.length ? { warnings } : {}),
+  };
   switch (s.status) {
     case 'disabled':
-      return { ...base, status: 'disabled', message: `server ${s.name} is disabled in servers.json`, policy: `servers.json ${s.name}.enabled`, latency_ms: null };
+      return {
+        ...base,
+        status: 'disabled',
+        message: `server ${s.name} is disabled in servers.json`,
+        policy: `servers.json ${s.name}.enabled`,
+        latency_ms: null,
+      };
     case 'missing_credentials':
       return {
         ...base,
         status: 'missing_credentials',
         message: `server ${s.name}: ${s.reason ?? 'missing credentials'}`,
         ...(s.hint ? { hint: s.hint } : {}),
-        missing: (s.reason ?? '').replace(/^not set: /, '').split(', ').filter(Boolean),
+        missing: (s.reason ?? '')
+          .replace(/^not set: /, '')
+          .split(', ')
+          .filter(Boolean),
         latency_ms: null,
       };
     case 'pending_approval':
@@ -62,7 +76,8 @@ addPreflightSource({
     const fed = byServices.get(ctx.services);
     const find = (): ServerStatus | undefined => fed?.statuses().find((s) => s.name === name);
     let s = find();
-    if (!fed || !s) return { kind: 'upstream', name, status: 'failed', reason: 'error', message: `server ${name} is not loaded`, latency_ms: null };
+    if (!fed || !s)
+      return { kind: 'upstream', name, status: 'failed', reason: 'error', message: `server ${name} is not loaded`, latency_ms: null };
     let started: number | undefined;
     if (opts.probe && s.status !== 'disabled' && s.status !== 'missing_credentials') {
       started = Date.now();

@@ -76,10 +76,14 @@ export class Upstream {
     if (this.state === 'closed') throw new ToolError('CONNECTION_FAILED', `upstream server ${this.name} was stopped`, { retryable: true });
     if (this.state === 'failed' && Date.now() < this.nextAttemptAt) {
       const secs = Math.ceil((this.nextAttemptAt - Date.now()) / 1000);
-      throw new ToolError('CONNECTION_FAILED', `upstream server ${this.name} failed (${this.reason ?? 'unknown'}); next restart in ${secs}s`, {
-        hint: this.hint ?? `infra servers test ${this.name} shows the server's output`,
-        retryable: true,
-      });
+      throw new ToolError(
+        'CONNECTION_FAILED',
+        `upstream server ${this.name} failed (${this.reason ?? 'unknown'}); next restart in ${secs}s`,
+        {
+          hint: this.hint ?? `infra servers test ${this.name} shows the server's output`,
+          retryable: true,
+        },
+      );
     }
     const p = this.start();
     if (!signal) return p;
@@ -193,7 +197,8 @@ export class Upstream {
           this.deps.log.info('upstream tools changed', { server: this.name, tools: tools.length });
           this.deps.onChange();
         },
-        (e: unknown) => this.deps.log.warn('upstream tools could not be re-listed', { server: this.name, error: String((e as Error)?.message ?? e) }),
+        (e: unknown) =>
+          this.deps.log.warn('upstream tools could not be re-listed', { server: this.name, error: String((e as Error)?.message ?? e) }),
       );
     }, 100);
   }
@@ -202,7 +207,8 @@ export class Upstream {
     if (this.session !== session || this.state === 'closed') return;
     if (this.state === 'starting') return; // connect() reports it
     const t = this.transport;
-    const exit = t instanceof WatchedStdioTransport ? ` (exit code ${t.exitCode ?? 'none'}${t.exitSignal ? `, signal ${t.exitSignal}` : ''})` : '';
+    const exit =
+      t instanceof WatchedStdioTransport ? ` (exit code ${t.exitCode ?? 'none'}${t.exitSignal ? `, signal ${t.exitSignal}` : ''})` : '';
     this.client = undefined;
     this.transport = undefined;
     this.pid = undefined;

@@ -1,5 +1,16 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, fsyncSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  fsyncSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { ToolError } from '../core/errors.js';
 import type { SecretSource } from '../config/secret-refs.js';
@@ -110,12 +121,17 @@ export class SecretStore implements SecretSource {
 
   entries(): { name: string; updated_at: string }[] {
     const file = this.read();
-    return file ? Object.entries(file.secrets).map(([name, e]) => ({ name, updated_at: e.updated_at })).sort((a, b) => a.name.localeCompare(b.name)) : [];
+    return file
+      ? Object.entries(file.secrets)
+          .map(([name, e]) => ({ name, updated_at: e.updated_at }))
+          .sort((a, b) => a.name.localeCompare(b.name))
+      : [];
   }
 
   set(name: string, value: string): void {
     checkName(name);
-    if (value.length === 0) throw new ToolError('INVALID_ARGUMENT', 'refusing to store an empty value', { hint: 'pipe the value on stdin' });
+    if (value.length === 0)
+      throw new ToolError('INVALID_ARGUMENT', 'refusing to store an empty value', { hint: 'pipe the value on stdin' });
     this.withLock(() => {
       const file = this.read() ?? this.newFile();
       const key = this.keyFor(file, true);
@@ -164,7 +180,8 @@ export class SecretStore implements SecretSource {
     }
     if (existsSync(this.path)) {
       const mode = statSync(this.path).mode & 0o777;
-      if (mode & 0o077) problems.push({ message: `${this.path} is readable by other users (mode ${mode.toString(8)})`, fix: `chmod 600 ${this.path}` });
+      if (mode & 0o077)
+        problems.push({ message: `${this.path} is readable by other users (mode ${mode.toString(8)})`, fix: `chmod 600 ${this.path}` });
     }
     if (file && names.length) {
       try {
@@ -246,7 +263,12 @@ export class SecretStore implements SecretSource {
       const cacheKey = `${file.kdf.salt}:${createHash('sha256').update(raw).digest('hex')}`;
       let k = this.derived.get(cacheKey);
       if (!k) {
-        k = scryptSync(raw.normalize('NFC'), Buffer.from(file.kdf.salt, 'base64'), 32, { N: file.kdf.N, r: file.kdf.r, p: file.kdf.p, maxmem: SCRYPT.maxmem });
+        k = scryptSync(raw.normalize('NFC'), Buffer.from(file.kdf.salt, 'base64'), 32, {
+          N: file.kdf.N,
+          r: file.kdf.r,
+          p: file.kdf.p,
+          maxmem: SCRYPT.maxmem,
+        });
         this.derived.set(cacheKey, k);
       }
       return k;
@@ -310,7 +332,8 @@ export class SecretStore implements SecretSource {
         } catch {
           /* gone meanwhile */
         }
-        if (Date.now() > deadline) throw new Error(`${lock} is held by another process; retry, or remove it if no infra process is running`);
+        if (Date.now() > deadline)
+          throw new Error(`${lock} is held by another process; retry, or remove it if no infra process is running`);
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
       }
     }
@@ -398,6 +421,9 @@ function validate(v: unknown, path: string): StoreFile {
 export const SECRET_STORE_KEY = 'secret-store';
 
 /** The process's secret store (the runtime registers it at start). */
-export function secretStoreOf(services: { shared<T extends { close(): void | Promise<void> }>(key: string, create: () => T): T; project: { dir: string } }): SecretStore {
+export function secretStoreOf(services: {
+  shared<T extends { close(): void | Promise<void> }>(key: string, create: () => T): T;
+  project: { dir: string };
+}): SecretStore {
   return services.shared(SECRET_STORE_KEY, () => new SecretStore({ dir: services.project.dir, env: process.env }));
 }

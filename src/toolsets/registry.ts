@@ -17,7 +17,21 @@ import { stateTool } from './state/index.js';
  * Every native tool, in the order tools/list shows them. A tool module adds itself here with
  * one import and one entry.
  */
-export const NATIVE_TOOLS: ToolDef[] = [helpTool, stateTool, artifactsTool, auditTool, jobsTool, localTool, repoTool, httpTool, sshTool, psqlTool, preflightTool, secretsTool, runbookTool];
+export const NATIVE_TOOLS: ToolDef[] = [
+  helpTool,
+  stateTool,
+  artifactsTool,
+  auditTool,
+  jobsTool,
+  localTool,
+  repoTool,
+  httpTool,
+  sshTool,
+  psqlTool,
+  preflightTool,
+  secretsTool,
+  runbookTool,
+];
 
 /** Hidden aliases from the seed documents (DESIGN §2): callable, never listed. */
 export const TOOL_ALIASES: Record<string, string> = {

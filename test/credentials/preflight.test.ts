@@ -52,7 +52,11 @@ function pgUrl(role: 'reader' | 'postgres'): string {
   return `postgres://${role}@${pg.host}:${pg.port}/app`;
 }
 
-async function rig(files: Record<string, unknown>, env: Record<string, string> = {}, secrets: Record<string, string> = {}): Promise<Runtime> {
+async function rig(
+  files: Record<string, unknown>,
+  env: Record<string, string> = {},
+  secrets: Record<string, string> = {},
+): Promise<Runtime> {
   const project = makeProject(files);
   projects.push(project);
   const store = new SecretStore({ dir: project.infraDir, env: {} });
@@ -112,7 +116,13 @@ void describe('preflight statuses against real sshd, PostgreSQL and HTTP servers
           'pg-ok': { type: 'postgres', url: pgUrl('reader'), password: '${env:PG_READER_PW}', mode: 'read_only' },
           'pg-missing': { type: 'postgres', url: pgUrl('reader'), password: '${env:PG_UNSET_PW}', mode: 'read_only' },
           'pg-auth': { type: 'postgres', url: pgUrl('reader'), password: '${env:PG_WRONG_PW}', mode: 'read_only' },
-          'pg-su-allowed': { type: 'postgres', url: pgUrl('postgres'), password: '${secret:PG_SU_PW}', mode: 'read_only', allow_superuser: true },
+          'pg-su-allowed': {
+            type: 'postgres',
+            url: pgUrl('postgres'),
+            password: '${secret:PG_SU_PW}',
+            mode: 'read_only',
+            allow_superuser: true,
+          },
           'pg-su-refused': { type: 'postgres', url: pgUrl('postgres'), password: '${secret:PG_SU_PW}', mode: 'read_only' },
           'pg-blocked': { type: 'postgres', url: pgUrl('reader'), password: '${env:PG_READER_PW}', mode: 'read_only' },
           'pg-down': { type: 'postgres', url: `postgres://reader@127.0.0.1:${closedPort}/app`, password: '${env:PG_READER_PW}' },
@@ -194,7 +204,10 @@ void describe('preflight statuses against real sshd, PostgreSQL and HTTP servers
   void it('flags a read_only postgres profile with allow_superuser: true', () => {
     const it = item(result, 'postgres', 'pg-su-allowed');
     assert.equal(it.status, 'ok', JSON.stringify(it));
-    assert.ok(it.warnings?.some((w) => w.includes('allow_superuser')), JSON.stringify(it));
+    assert.ok(
+      it.warnings?.some((w) => w.includes('allow_superuser')),
+      JSON.stringify(it),
+    );
     assert.equal(item(result, 'postgres', 'pg-ok').warnings, undefined);
   });
 

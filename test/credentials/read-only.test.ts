@@ -47,7 +47,9 @@ void describe('INFRA_READ_ONLY=1 through stdio', () => {
 
   void it('tools/list shows no write or irreversible action, and every tool is read-only', async () => {
     const { tools } = await session.client.listTools();
-    const listed = new Map(tools.map((t) => [t.name, ((t.inputSchema.properties as Record<string, { enum?: string[] }>)?.action?.enum ?? []) as string[]]));
+    const listed = new Map(
+      tools.map((t) => [t.name, ((t.inputSchema.properties as Record<string, { enum?: string[] }>)?.action?.enum ?? []) as string[]]),
+    );
     for (const tool of catalog) {
       for (const a of tool.actions) {
         const shown = listed.get(tool.name)?.includes(a.action) ?? false;

@@ -53,7 +53,11 @@ before(async () => {
       api: {
         type: 'http',
         base_url: web.url,
-        headers: { Authorization: 'Bearer ${secret:API_TOKEN}', 'X-Api-Key': '${env:X_API_KEY}', 'X-File-Token': `\${file:${join(outside, 'token')}}` },
+        headers: {
+          Authorization: 'Bearer ${secret:API_TOKEN}',
+          'X-Api-Key': '${env:X_API_KEY}',
+          'X-File-Token': `\${file:${join(outside, 'token')}}`,
+        },
       },
     },
   });
@@ -86,11 +90,11 @@ after(async () => {
 });
 
 /** Calls a tool and keeps the whole reply (content text and structuredContent). */
- 
+
 async function call(name: string, args: Record<string, unknown>): Promise<Record<string, any>> {
   const r = await session.client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 });
   replies.push(JSON.stringify(r));
-   
+
   return r.structuredContent as Record<string, any>;
 }
 
@@ -130,7 +134,12 @@ void describe('a scripted session touching every tool leaks no secret anywhere',
     assert.ok(echo.ok, JSON.stringify(echo));
     assert.equal(echo.result.exit_code, 0);
     assert.match(echo.result.stdout, /\[REDACTED\]/);
-    const job = await call('ssh', { action: 'exec', target: 'pw', command: `for i in 1 2 3; do echo '${s.pg_password}' $i; done`, async: true });
+    const job = await call('ssh', {
+      action: 'exec',
+      target: 'pw',
+      command: `for i in 1 2 3; do echo '${s.pg_password}' $i; done`,
+      async: true,
+    });
     assert.ok(job.ok && job.result.job_id, JSON.stringify(job));
     assert.ok((await call('jobs', { action: 'wait', job_id: job.result.job_id, timeout_ms: 60000 })).ok);
     assert.ok((await call('jobs', { action: 'logs', job_id: job.result.job_id })).ok);
@@ -193,7 +202,11 @@ void describe('a scripted session touching every tool leaks no secret anywhere',
 
   void it('the scan finds what it looks for (control: the HTTP server did receive the real values)', () => {
     const seen = leaks(JSON.stringify(web.requests.map((r) => r.headers)));
-    for (const name of ['api_bearer', 'api_key', 'file_token']) assert.ok(seen.some((l) => l.startsWith(name)), `${name} in ${seen.join(', ')}`);
+    for (const name of ['api_bearer', 'api_key', 'file_token'])
+      assert.ok(
+        seen.some((l) => l.startsWith(name)),
+        `${name} in ${seen.join(', ')}`,
+      );
   });
 
   void it('no reply holds a secret in any form', () => {

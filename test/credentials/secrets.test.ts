@@ -31,7 +31,10 @@ function project(files: Record<string, unknown> = {}): TempProject {
 }
 
 async function runtime(p: TempProject, env: Record<string, string> = {}): Promise<Runtime> {
-  const rt = await createRuntime({ projectDir: p.infraDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, INFRA_LOG_LEVEL: 'error', ...env } });
+  const rt = await createRuntime({
+    projectDir: p.infraDir,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, INFRA_LOG_LEVEL: 'error', ...env },
+  });
   runtimes.push(rt);
   return rt;
 }
@@ -48,7 +51,8 @@ function allBytes(dir: string): string {
 }
 
 function assertAbsent(haystack: string, value: string, where: string): void {
-  for (const form of secretForms(value)) assert.ok(!haystack.includes(form), `${where} contains a form of the secret: ${JSON.stringify(form)}`);
+  for (const form of secretForms(value))
+    assert.ok(!haystack.includes(form), `${where} contains a form of the secret: ${JSON.stringify(form)}`);
 }
 
 void describe('secret store', () => {
@@ -89,7 +93,10 @@ void describe('secret store', () => {
     f.secrets.B = f.secrets.A;
     writeFileSync(path, JSON.stringify(f), { mode: 0o600 });
     assert.equal(new SecretStore({ dir: p.infraDir, env: {}, warn: (m) => warnings.push(m) }).get('B'), undefined);
-    assert.ok(warnings.some((w) => /failed authentication/.test(w)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((w) => /failed authentication/.test(w)),
+      warnings.join('\n'),
+    );
   });
 
   void it('INFRA_SECRETS_KEY as hex, base64 or a passphrase (scrypt); a wrong key is reported, not guessed', () => {
@@ -101,7 +108,13 @@ void describe('secret store', () => {
     assert.equal(new SecretStore({ dir: p.infraDir, env: { INFRA_SECRETS_KEY: b64 } }).get('K'), 'keyed-value-1', 'same key as base64');
     const wrong = new SecretStore({ dir: p.infraDir, env: { INFRA_SECRETS_KEY: randomBytes(32).toString('hex') } });
     assert.equal(wrong.get('K'), undefined);
-    assert.match(wrong.status().problems.map((x) => x.message).join('\n'), /different key/);
+    assert.match(
+      wrong
+        .status()
+        .problems.map((x) => x.message)
+        .join('\n'),
+      /different key/,
+    );
 
     const q = project();
     new SecretStore({ dir: q.infraDir, env: { INFRA_SECRETS_KEY: 'correct horse battery staple' } }).set('P', 'pass-value-22');
@@ -119,7 +132,13 @@ void describe('secret store', () => {
     s.set('X', 'value-x-1234');
     const { chmodSync } = await import('node:fs');
     chmodSync(join(p.infraDir, 'secrets.key'), 0o644);
-    assert.match(s.status().problems.map((x) => x.fix).join('\n'), /chmod 600/);
+    assert.match(
+      s
+        .status()
+        .problems.map((x) => x.fix)
+        .join('\n'),
+      /chmod 600/,
+    );
   });
 
   void it('refuses bad names and empty values', () => {
@@ -162,12 +181,16 @@ void describe('secrets tool', () => {
 
   before(() => {
     p = project({
-      'targets.json': { web: { host: '127.0.0.1', username: 'deploy', password: '${secret:SSH_PW}', key_file: '${file:/nonexistent/infra/key}' } },
+      'targets.json': {
+        web: { host: '127.0.0.1', username: 'deploy', password: '${secret:SSH_PW}', key_file: '${file:/nonexistent/infra/key}' },
+      },
       'profiles.json': {
         db: { type: 'postgres', url: 'postgres://app@127.0.0.1:5432/app', password: '${env:DB_PW}' },
         api: { type: 'http', base_url: 'http://127.0.0.1:1', headers: { Authorization: 'Bearer ${env:API_TOKEN_UNSET}' } },
       },
-      'servers.json': { mcpServers: { deploy: { url: 'http://127.0.0.1:2/mcp', headers: { Authorization: 'Bearer ${secret:DEPLOY_TOKEN}' } } } },
+      'servers.json': {
+        mcpServers: { deploy: { url: 'http://127.0.0.1:2/mcp', headers: { Authorization: 'Bearer ${secret:DEPLOY_TOKEN}' } } },
+      },
     });
     const s = new SecretStore({ dir: p.infraDir, env: {} });
     s.set('SSH_PW', STORED);
@@ -178,7 +201,11 @@ void describe('secrets tool', () => {
     const rt = await runtime(p, { DB_PW: ENVV });
     const env = await rt.call('secrets', { action: 'list' });
     assert.ok(env.ok, JSON.stringify(env));
-    const r = env.result as { references: { ref: string; resolves_from: string; used_by: string[]; hint?: string }[]; store: { names: { name: string; referenced: boolean }[] }; export_allowed: boolean };
+    const r = env.result as {
+      references: { ref: string; resolves_from: string; used_by: string[]; hint?: string }[];
+      store: { names: { name: string; referenced: boolean }[] };
+      export_allowed: boolean;
+    };
     const from = Object.fromEntries(r.references.map((x) => [x.ref, x.resolves_from]));
     assert.deepEqual(from, {
       'env:API_TOKEN_UNSET': 'missing',
@@ -189,10 +216,13 @@ void describe('secrets tool', () => {
     });
     assert.deepEqual(r.references.find((x) => x.ref === 'secret:SSH_PW')!.used_by, ['targets.json: web.password']);
     assert.match(r.references.find((x) => x.ref === 'secret:DEPLOY_TOKEN')!.hint!, /infra secrets set DEPLOY_TOKEN/);
-    assert.deepEqual(r.store.names.map((n) => [n.name, n.referenced]), [
-      ['SSH_PW', true],
-      ['UNUSED', false],
-    ]);
+    assert.deepEqual(
+      r.store.names.map((n) => [n.name, n.referenced]),
+      [
+        ['SSH_PW', true],
+        ['UNUSED', false],
+      ],
+    );
     assert.equal(r.export_allowed, false);
     const reply = JSON.stringify(env);
     for (const v of [STORED, ENVV, 'unused-value-1234']) assertAbsent(reply, v, 'secrets list reply');
@@ -258,7 +288,11 @@ void describe('infra secrets set|list|rm (built CLI)', () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   });
   const cli = (p: TempProject, args: string[], input?: string) =>
-    spawnSync(process.execPath, [CLI, '--project', p.root, ...args], { input: input ?? '', encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    spawnSync(process.execPath, [CLI, '--project', p.root, ...args], {
+      input: input ?? '',
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    });
 
   void it('reads the value from stdin, never from argv; list shows names only; rm removes', () => {
     const p = project();
@@ -274,7 +308,10 @@ void describe('infra secrets set|list|rm (built CLI)', () => {
 
     const list = cli(p, ['secrets', 'list', '--json']);
     assert.equal(list.status, 0, list.stderr);
-    assert.deepEqual(JSON.parse(list.stdout).secrets.map((s: { name: string }) => s.name), ['TOKEN']);
+    assert.deepEqual(
+      JSON.parse(list.stdout).secrets.map((s: { name: string }) => s.name),
+      ['TOKEN'],
+    );
     assert.ok(!list.stdout.includes('stdin-value-5678'));
 
     assert.equal(cli(p, ['secrets', 'rm', 'TOKEN']).status, 0);

@@ -9,13 +9,20 @@ import { listTools } from '../../src/server/tool-list.js';
 import { createRuntime, type Runtime } from '../../src/exec/runtime.js';
 import { everythingServer, fixtureServer, memoryServer, rig, uniq, until, type Rig } from './helpers.js';
 
-type Env = Record<string, unknown> & { ok: boolean; error?: { code: string; message: string; hint?: string }; result?: Record<string, unknown> };
+type Env = Record<string, unknown> & {
+  ok: boolean;
+  error?: { code: string; message: string; hint?: string };
+  result?: Record<string, unknown>;
+};
 const call = async (rt: Runtime, name: string, args: unknown, opts = {}): Promise<Env> =>
   (await rt.call(name, args as Record<string, unknown>, opts)) as unknown as Env;
 const listed = (rt: Runtime): string[] => listTools(rt.pipeline.tools(), rt.services).map((t) => t.name);
 const textOf = (e: Env): string => JSON.stringify(e.result ?? e.error);
 const toolState = (rt: Runtime, server: string, tool: string): string | undefined =>
-  rt.serverStatuses().find((s) => s.name === server)?.tools.find((t) => t.tool === tool)?.state;
+  rt
+    .serverStatuses()
+    .find((s) => s.name === server)
+    ?.tools.find((t) => t.tool === tool)?.state;
 const auditRows = (rt: Runtime, tool: string): { status: string; action: string | null; summary: string | null }[] =>
   rt.services.audit.list({ tool, limit: 50 });
 
@@ -100,7 +107,6 @@ void describe('trust on first use: pins, changed definitions, new tools, hidden 
       fx: fixtureServer(uniq('fx'), { FIXTURE_MUTATE: '1' }, { tools: { allow: ['*'] } }),
       hid: fixtureServer(uniq('hid'), { FIXTURE_HIDDEN: '1' }, { tools: { allow: ['*'] } }),
     });
-
   });
   after(() => r.close());
 
@@ -122,10 +128,16 @@ void describe('trust on first use: pins, changed definitions, new tools, hidden 
     assert.equal(blocked.error?.code, 'DENIED');
     assert.match(blocked.error!.message, /blocked: .*description changed/);
     const rows = auditRows(r.rt, 'fx__greet');
-    assert.ok(rows.some((x) => x.action === 'pin_check' && x.status === 'denied'), 'the block itself is an audit row');
+    assert.ok(
+      rows.some((x) => x.action === 'pin_check' && x.status === 'denied'),
+      'the block itself is an audit row',
+    );
     assert.equal(rows[0]?.status, 'denied');
     const diff = r.rt.federation.diff('fx');
-    assert.deepEqual(diff.changed.map((c) => c.tool), ['greet']);
+    assert.deepEqual(
+      diff.changed.map((c) => c.tool),
+      ['greet'],
+    );
     r.rt.federation.approve('fx');
     assert.ok(listed(r.rt).includes('fx__greet'));
     assert.equal((await call(r.rt, 'fx__greet', { name: 'bo' })).ok, true);
@@ -135,7 +147,10 @@ void describe('trust on first use: pins, changed definitions, new tools, hidden 
   void it('a description with a hidden character is refused (not listed, not pinned, not callable)', async () => {
     await r.rt.federation.connect('hid');
     const res = r.rt.federation.approve('hid');
-    assert.deepEqual(res.refused.map((x) => x.tool), ['sneaky']);
+    assert.deepEqual(
+      res.refused.map((x) => x.tool),
+      ['sneaky'],
+    );
     assert.match(res.refused[0]!.reason, /U\+200B/);
     assert.equal(toolState(r.rt, 'hid', 'sneaky'), 'hidden_characters');
     assert.ok(listed(r.rt).includes('hid__greet'));
@@ -199,7 +214,7 @@ void describe('secrets are scoped to the server that declares them', () => {
     assert.ok(!textOf(c).includes('OTHER_SECRET'));
   });
 
-  void it("server A gets its own secret, and what it sends back is redacted in the reply and the artifacts", async () => {
+  void it('server A gets its own secret, and what it sends back is redacted in the reply and the artifacts', async () => {
     const e = await call(r.rt, 'a__leak', {});
     assert.equal(e.ok, true, textOf(e));
     assert.ok(!textOf(e).includes(token));
@@ -226,9 +241,14 @@ void describe('policy, read-only, confirmation, timeout and cancel on upstream t
   let fxLog: string;
   before(async () => {
     const marker = uniq('pol');
-    r = await rig({ fx: fixtureServer(marker, {}, { tools: { allow: ['*'] }, timeout_ms: 1500 }) }, { files: { 'policy.json': { tools: { fx__note: { enabled: false } } } } });
+    r = await rig(
+      { fx: fixtureServer(marker, {}, { tools: { allow: ['*'] }, timeout_ms: 1500 }) },
+      { files: { 'policy.json': { tools: { fx__note: { enabled: false } } } } },
+    );
     fxLog = join(r.p.root, 'fx.log');
-    r.p.write('servers.json', { mcpServers: { fx: fixtureServer(marker, { FIXTURE_LOG: fxLog }, { tools: { allow: ['*'] }, timeout_ms: 1500 }) } });
+    r.p.write('servers.json', {
+      mcpServers: { fx: fixtureServer(marker, { FIXTURE_LOG: fxLog }, { tools: { allow: ['*'] }, timeout_ms: 1500 }) },
+    });
     r.rt.reload();
     await r.rt.federation.connect('fx');
     r.rt.federation.approve('fx');
@@ -254,7 +274,10 @@ void describe('policy, read-only, confirmation, timeout and cancel on upstream t
     const e = await call(r.rt, 'fx__slow', { ms: 120000 });
     assert.equal(e.error?.code, 'TIMEOUT');
     assert.equal(auditRows(r.rt, 'fx__slow')[0]?.status, 'timeout');
-    await until(() => existsSync(fxLog) && readFileSync(fxLog, 'utf8').includes('cancelled slow'), 'the upstream saw notifications/cancelled');
+    await until(
+      () => existsSync(fxLog) && readFileSync(fxLog, 'utf8').includes('cancelled slow'),
+      'the upstream saw notifications/cancelled',
+    );
   });
 
   void it('a client cancel is forwarded upstream', async () => {

@@ -9,7 +9,11 @@ export const EVERYTHING = join(REPO_ROOT, 'node_modules', '@modelcontextprotocol
 export const MEMORY = join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-memory', 'dist', 'index.js');
 
 /** servers.json entry for our fixture server; `marker` lets `ps` find its processes. */
-export function fixtureServer(marker: string, env: Record<string, string> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function fixtureServer(
+  marker: string,
+  env: Record<string, string> = {},
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { command: process.execPath, args: ['--import', 'tsx', FIXTURE, marker], env, cwd: REPO_ROOT, ...extra };
 }
 
@@ -27,9 +31,17 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-export async function rig(servers: Record<string, unknown>, opts: { env?: Record<string, string>; files?: Record<string, unknown>; startUpstreams?: boolean } = {}): Promise<Rig> {
+export async function rig(
+  servers: Record<string, unknown>,
+  opts: { env?: Record<string, string>; files?: Record<string, unknown>; startUpstreams?: boolean } = {},
+): Promise<Rig> {
   const p = makeProject({ 'servers.json': { mcpServers: servers }, ...(opts.files ?? {}) });
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', INFRA_LOG_LEVEL: process.env.INFRA_LOG_LEVEL ?? 'error', ...(opts.env ?? {}) };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    INFRA_LOG_LEVEL: process.env.INFRA_LOG_LEVEL ?? 'error',
+    ...(opts.env ?? {}),
+  };
   const rt = await createRuntime({ projectDir: p.infraDir, env, startUpstreams: opts.startUpstreams ?? false });
   return {
     p,

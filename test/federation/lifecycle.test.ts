@@ -8,7 +8,8 @@ import { listTools } from '../../src/server/tool-list.js';
 import { everythingServer, fixtureServer, pidsWith, rig, uniq, until } from './helpers.js';
 
 type Env = Record<string, unknown> & { ok: boolean; error?: { code: string; message: string; hint?: string } };
-const call = async (rt: Runtime, name: string, args: unknown): Promise<Env> => (await rt.call(name, args as Record<string, unknown>)) as unknown as Env;
+const call = async (rt: Runtime, name: string, args: unknown): Promise<Env> =>
+  (await rt.call(name, args as Record<string, unknown>)) as unknown as Env;
 const listed = (rt: Runtime): string[] => listTools(rt.pipeline.tools(), rt.services).map((t) => t.name);
 const status = (rt: Runtime, name: string) => rt.serverStatuses().find((s) => s.name === name)!;
 
@@ -78,7 +79,12 @@ void describe('config reload', () => {
         r.rt.federation.approve(s);
       }
       const pidA = status(r.rt, 'a').pid;
-      assert.deepEqual(listed(r.rt).filter((n) => n.includes('__')).sort(), ['a__greet', 'b__echo']);
+      assert.deepEqual(
+        listed(r.rt)
+          .filter((n) => n.includes('__'))
+          .sort(),
+        ['a__greet', 'b__echo'],
+      );
       r.p.write('servers.json', { mcpServers: servers(['echo', 'get-sum']) });
       r.rt.reload({ keepLastGood: true });
       assert.equal(status(r.rt, 'a').pid, pidA, 'a was not restarted');
@@ -112,9 +118,12 @@ void describe('config reload', () => {
   });
 
   void it('server names that would make ambiguous tool names are refused by the schema', async () => {
-    const r = await rig({ 'a__b': { command: 'node' } });
+    const r = await rig({ a__b: { command: 'node' } });
     try {
-      assert.ok(r.rt.services.config.issues.some((i) => /servers\.json: mcpServers\.a__b/.test(i.message)), JSON.stringify(r.rt.services.config.issues));
+      assert.ok(
+        r.rt.services.config.issues.some((i) => /servers\.json: mcpServers\.a__b/.test(i.message)),
+        JSON.stringify(r.rt.services.config.issues),
+      );
     } finally {
       await r.close();
     }

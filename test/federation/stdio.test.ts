@@ -10,7 +10,10 @@ import { makeProject } from '../helpers/project.js';
 import { everythingServer, fixtureServer, pidsWith, uniq, until } from './helpers.js';
 
 const cli = (root: string, ...args: string[]): string =>
-  execFileSync(process.execPath, [CLI, '--project', root, ...args], { encoding: 'utf8', env: { ...process.env, INFRA_LOG_LEVEL: 'error' } });
+  execFileSync(process.execPath, [CLI, '--project', root, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, INFRA_LOG_LEVEL: 'error' },
+  });
 
 void describe('an MCP client connected to infra alone', () => {
   void it('lists and calls upstream tools, sees list_changed when an upstream changes or the config is edited', async () => {
@@ -29,7 +32,10 @@ void describe('an MCP client connected to infra alone', () => {
       assert.match(cli(p.root, 'servers', 'approve', 'fx'), /exposed now: fx__greet, fx__note/);
       assert.match(cli(p.root, 'servers', 'test', 'ev'), /0 new, 0 changed, 0 removed, 13 unchanged/);
       const listing = JSON.parse(cli(p.root, 'servers', 'list', '--json')) as { name: string; status: string }[];
-      assert.deepEqual(listing.map((s) => `${s.name}:${s.status}`), ['ev:idle', 'fx:idle']);
+      assert.deepEqual(
+        listing.map((s) => `${s.name}:${s.status}`),
+        ['ev:idle', 'fx:idle'],
+      );
 
       const s = await startStdio({ env: { MCP_PROFILES_DIR: p.infraDir } });
       try {
@@ -66,8 +72,16 @@ void describe('an MCP client connected to infra alone', () => {
         assert.match(JSON.stringify(sum.result), /42/);
 
         const audit = await s.call('audit', { action: 'list', limit: 50 });
-        const rows = (audit.result as { rows: { tool: string; status: string; action: string }[] }).rows.map((x) => `${x.tool}.${x.action}:${x.status}`);
-        for (const want of ['ev__echo.call:ok', 'fx__greet.call:ok', 'fx__greet.call:denied', 'fx__greet.pin_check:denied', 'ev__get-sum.call:ok']) {
+        const rows = (audit.result as { rows: { tool: string; status: string; action: string }[] }).rows.map(
+          (x) => `${x.tool}.${x.action}:${x.status}`,
+        );
+        for (const want of [
+          'ev__echo.call:ok',
+          'fx__greet.call:ok',
+          'fx__greet.call:denied',
+          'fx__greet.pin_check:denied',
+          'ev__get-sum.call:ok',
+        ]) {
           assert.ok(rows.includes(want), `${want} in ${rows.join(' ')}`);
         }
       } finally {
@@ -98,7 +112,10 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
         const s = await startStdio({ env: { MCP_PROFILES_DIR: p.infraDir } });
         try {
           // supervisor, its watcher, the server and the grandchild; for ev: supervisor, watcher, server
-          await until(() => pidsWith(`${mFx} grandchild`).length === 1 && pidsWith(mFx).length >= 4 && pidsWith(mEv).length >= 3, 'upstreams, supervisors and the grandchild running');
+          await until(
+            () => pidsWith(`${mFx} grandchild`).length === 1 && pidsWith(mFx).length >= 4 && pidsWith(mEv).length >= 3,
+            'upstreams, supervisors and the grandchild running',
+          );
           process.kill(s.pid, signal);
           await until(() => pidsWith(mFx).length === 0 && pidsWith(mEv).length === 0, `no process left after ${signal}`, 20_000);
         } finally {
@@ -117,4 +134,3 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     });
   });
 }
-

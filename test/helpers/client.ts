@@ -16,7 +16,12 @@ export interface StdioSession {
 }
 
 /** Starts `node dist/cli.js` as an MCP client would, with the given environment. */
-export async function startStdio(opts: { env: Record<string, string>; args?: string[]; cwd?: string; capabilities?: Record<string, unknown> }): Promise<StdioSession> {
+export async function startStdio(opts: {
+  env: Record<string, string>;
+  args?: string[];
+  cwd?: string;
+  capabilities?: Record<string, unknown>;
+}): Promise<StdioSession> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [CLI, ...(opts.args ?? [])],

@@ -34,7 +34,7 @@ export async function httpRig(files: Record<string, unknown> = {}, env: Record<s
 }
 
 /** Results are read loosely in tests; the pipeline already checked their shape. */
- 
+
 type LooseResult = Record<string, any>;
 
 export function ok(e: Envelope): OkEnvelope & { result: LooseResult } {

@@ -237,7 +237,15 @@ function booby(p: RepoProject, marker: string): void {
   git(p.root, 'config', 'core.pager', sh('pager.sh'));
   git(p.root, 'config', 'log.showSignature', 'true');
   git(p.root, 'config', 'gpg.program', sh('gpg.sh'));
-  for (const hook of ['post-checkout', 'post-index-change', 'reference-transaction', 'pre-commit', 'post-commit', 'pre-push', 'fsmonitor-watchman']) {
+  for (const hook of [
+    'post-checkout',
+    'post-index-change',
+    'reference-transaction',
+    'pre-commit',
+    'post-commit',
+    'pre-push',
+    'fsmonitor-watchman',
+  ]) {
     mkdirSync(join(p.root, '.git', 'hooks'), { recursive: true });
     const f = join(p.root, '.git', 'hooks', hook);
     writeFileSync(f, `#!/bin/sh\necho ${hook} >> ${marker}\n`);
@@ -269,7 +277,11 @@ void test('attack: a repo configuring fsmonitor, hooks, filters, external diff, 
     const before = treeState(p.root);
     for (const args of reads) {
       const r = await p.ok(args);
-      assert.equal(existsSync(marker), false, `${JSON.stringify(args)} ran a repo-configured program: ${existsSync(marker) ? (await import('node:fs')).readFileSync(marker, 'utf8') : ''}`);
+      assert.equal(
+        existsSync(marker),
+        false,
+        `${JSON.stringify(args)} ran a repo-configured program: ${existsSync(marker) ? (await import('node:fs')).readFileSync(marker, 'utf8') : ''}`,
+      );
       if (args.action === 'diff' && !args.to && !args.staged) assert.match(JSON.stringify(r.result), /three/);
     }
     assert.deepEqual(treeDiff(before, treeState(p.root)), [], 'read actions wrote into the repository');

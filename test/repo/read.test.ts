@@ -71,15 +71,27 @@ void test('log: max_count, ref and path', async () => {
     git(p.root, 'branch', 'older', 'HEAD~1');
     writeAndCommit(p.root, 'a.txt', '2', 'a2');
     const all = await p.ok({ action: 'log', repo_path: '.' });
-    assert.deepEqual(all.result.commits.map((c: { subject: string }) => c.subject), ['a2', 'b1', 'a1', 'initial commit']);
+    assert.deepEqual(
+      all.result.commits.map((c: { subject: string }) => c.subject),
+      ['a2', 'b1', 'a1', 'initial commit'],
+    );
     const two = await p.ok({ action: 'log', max_count: 2 });
     assert.equal(two.result.commits.length, 2);
     const onRef = await p.ok({ action: 'log', ref: 'older' });
-    assert.deepEqual(onRef.result.commits.map((c: { subject: string }) => c.subject), ['a1', 'initial commit']);
+    assert.deepEqual(
+      onRef.result.commits.map((c: { subject: string }) => c.subject),
+      ['a1', 'initial commit'],
+    );
     const onPath = await p.ok({ action: 'log', path: 'a.txt' });
-    assert.deepEqual(onPath.result.commits.map((c: { subject: string }) => c.subject), ['a2', 'a1']);
+    assert.deepEqual(
+      onPath.result.commits.map((c: { subject: string }) => c.subject),
+      ['a2', 'a1'],
+    );
     const range = await p.ok({ action: 'log', ref: 'older..main' });
-    assert.deepEqual(range.result.commits.map((c: { subject: string }) => c.subject), ['a2', 'b1']);
+    assert.deepEqual(
+      range.result.commits.map((c: { subject: string }) => c.subject),
+      ['a2', 'b1'],
+    );
     const missing = await p.fail({ action: 'log', ref: 'no-such-branch' });
     assert.equal(missing.error.code, 'NOT_FOUND');
   } finally {
@@ -100,7 +112,10 @@ void test('diff: working tree, staged, between refs, path filter', async () => {
     assert.equal(wt.result.mode, 'worktree');
     assert.match(wt.result.diff.text, /\+more/);
     assert.doesNotMatch(wt.result.diff.text, /staged/);
-    assert.deepEqual(wt.result.stat.files.map((f: { path: string }) => f.path), ['a.txt']);
+    assert.deepEqual(
+      wt.result.stat.files.map((f: { path: string }) => f.path),
+      ['a.txt'],
+    );
 
     const staged = await p.ok({ action: 'diff', staged: true });
     assert.match(staged.result.diff.text, /\+staged/);
@@ -112,7 +127,10 @@ void test('diff: working tree, staged, between refs, path filter', async () => {
     assert.equal(between.result.stat.files_changed, 1);
 
     const filtered = await p.ok({ action: 'diff', from: 'HEAD~2', paths: ['b.txt'] });
-    assert.deepEqual(filtered.result.stat.files.map((f: { path: string }) => f.path), ['b.txt']);
+    assert.deepEqual(
+      filtered.result.stat.files.map((f: { path: string }) => f.path),
+      ['b.txt'],
+    );
 
     // the full diff is in the call's artifact
     const file = artifactFile(p.infraDir, wt.result.diff.artifact);
@@ -204,7 +222,10 @@ void test('repo_path may name a subdirectory, and repo.roots may allow other rep
     mkdirSync(join(p.root, 'docs'));
     writeAndCommit(p.root, 'docs/guide.md', 'g', 'docs');
     const sub = await p.ok({ action: 'log', repo_path: 'docs', path: 'guide.md' });
-    assert.deepEqual(sub.result.commits.map((c: { subject: string }) => c.subject), ['docs']);
+    assert.deepEqual(
+      sub.result.commits.map((c: { subject: string }) => c.subject),
+      ['docs'],
+    );
   } finally {
     await p.close();
   }
@@ -215,7 +236,13 @@ void test('every call is audited with its artifact', async () => {
   try {
     const r = await p.ok({ action: 'status' });
     const denied = await p.fail({ action: 'commit', message: 'x', all: true });
-    const rows = p.rt.services.audit.list({ limit: 10 } as never) as unknown as { id?: string; call_id?: string; tool: string; action: string; status: string }[];
+    const rows = p.rt.services.audit.list({ limit: 10 } as never) as unknown as {
+      id?: string;
+      call_id?: string;
+      tool: string;
+      action: string;
+      status: string;
+    }[];
     const ids = rows.map((row) => row.id ?? row.call_id);
     assert.ok(ids.includes(r.call_id));
     assert.ok(ids.includes(denied.call_id));

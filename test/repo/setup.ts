@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRuntime, type Runtime } from '../../src/exec/runtime.js';
 import type { Envelope, ErrorEnvelope, OkEnvelope } from '../../src/core/envelope.js';
- 
+
 type Loose = any;
 import { makeProject, type TempProject } from '../helpers/project.js';
 import { git, initRepo } from '../fixtures/git.js';
@@ -19,7 +19,10 @@ export interface RepoProject extends TempProject {
  * A temp project whose root is a git repository (main, one commit, .infra/ ignored), with a
  * runtime to call the repo tool through the whole pipeline.
  */
-export async function repoProject(policy: Record<string, unknown> = {}, opts: { init?: boolean; commit?: boolean } = {}): Promise<RepoProject> {
+export async function repoProject(
+  policy: Record<string, unknown> = {},
+  opts: { init?: boolean; commit?: boolean } = {},
+): Promise<RepoProject> {
   const p = makeProject({ 'policy.json': policy });
   if (opts.init !== false) {
     initRepo(p.root, { commit: false });

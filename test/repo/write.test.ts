@@ -115,7 +115,10 @@ void test('checkout refuses a commit that would rewrite files in .infra/', async
     const r = await p.fail({ action: 'checkout', ref: permissive });
     assert.equal(r.error.code, 'DENIED');
     assert.match(r.error.message, /\.infra/);
-    assert.deepEqual(treeDiff(before, treeState(p.root, ['.infra/artifacts', '.infra/infra.db', '.infra/infra.db-wal', '.infra/infra.db-shm'])), []);
+    assert.deepEqual(
+      treeDiff(before, treeState(p.root, ['.infra/artifacts', '.infra/infra.db', '.infra/infra.db-wal', '.infra/infra.db-shm'])),
+      [],
+    );
   } finally {
     await p.close();
   }

@@ -45,7 +45,8 @@ export const sshSource: PreflightSource = {
     }
     const missing = jumpChain(services, name).flatMap(([, t]) => {
       const m = missingRefs(services, t);
-      if (t.agent === true && !services.secrets.lookup({ kind: 'env', name: 'SSH_AUTH_SOCK', raw: '${env:SSH_AUTH_SOCK}' })) m.push('env:SSH_AUTH_SOCK');
+      if (t.agent === true && !services.secrets.lookup({ kind: 'env', name: 'SSH_AUTH_SOCK', raw: '${env:SSH_AUTH_SOCK}' }))
+        m.push('env:SSH_AUTH_SOCK');
       return m;
     });
     if (missing.length) return missingItem('ssh', name, [...new Set(missing)], services);
@@ -107,7 +108,8 @@ export const postgresSource: PreflightSource = {
     try {
       pickProfile(services, { profile: name });
     } catch (e) {
-      if (isToolError(e) && e.code === 'DENIED') return disabledItem('postgres', name, { message: e.message, hint: e.hint ?? '', policy: 'psql.allow_profiles' });
+      if (isToolError(e) && e.code === 'DENIED')
+        return disabledItem('postgres', name, { message: e.message, hint: e.hint ?? '', policy: 'psql.allow_profiles' });
       throw e;
     }
     const profile = postgresProfiles(services)[name]!;
@@ -122,7 +124,14 @@ export const postgresSource: PreflightSource = {
     if (!opts.probe) return { ...notProbed('postgres', name), ...(warnings.length ? { warnings } : {}) };
     const env = await ctx.call('psql', { action: 'query', profile: name, sql: 'select 1 as ok' }, { timeoutMs: opts.timeoutMs });
     const item: PreflightItem = env.ok
-      ? { kind: 'postgres', name, status: 'ok', message: `select 1 answered (${profile.mode})`, latency_ms: env.duration_ms, probe_call_id: env.call_id }
+      ? {
+          kind: 'postgres',
+          name,
+          status: 'ok',
+          message: `select 1 answered (${profile.mode})`,
+          latency_ms: env.duration_ms,
+          probe_call_id: env.call_id,
+        }
       : failedFromEnvelope('postgres', name, env);
     return warnings.length ? { ...item, warnings } : item;
   },

@@ -25,7 +25,13 @@ const runAction = defineAction({
     kinds: z.array(z.string().min(1).max(32)).max(16).optional().describe('Only these kinds: ssh, postgres, http, upstream'),
     names: z.array(z.string().min(1).max(128)).max(256).optional().describe('Only these target/profile names'),
     probe: z.boolean().default(true).describe('false: report configuration only (credentials, policy), without connecting'),
-    probe_timeout_ms: z.number().int().min(100).max(120_000).optional().describe(`Bound of each probe (default ${DEFAULT_PROBE_TIMEOUT_MS})`),
+    probe_timeout_ms: z
+      .number()
+      .int()
+      .min(100)
+      .max(120_000)
+      .optional()
+      .describe(`Bound of each probe (default ${DEFAULT_PROBE_TIMEOUT_MS})`),
   }),
   summarize: (r: PreflightResult) =>
     `${r.summary.total} checked: ${r.summary.ok} ok, ${r.summary.missing_credentials} missing_credentials, ${r.summary.disabled} disabled, ${r.summary.failed} failed`,
@@ -60,7 +66,11 @@ const runAction = defineAction({
           const message = isToolError(e) ? e.message : String((e as Error)?.message ?? e);
           items[i] = { kind: job.kind, name: job.name, status: 'failed', reason: 'error', message, latency_ms: null };
         }
-        ctx.progress({ progress: items.filter(Boolean).length, total: jobs.length, message: `${job.kind} ${job.name}: ${items[i]!.status}` });
+        ctx.progress({
+          progress: items.filter(Boolean).length,
+          total: jobs.length,
+          message: `${job.kind} ${job.name}: ${items[i]!.status}`,
+        });
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL, jobs.length) }, worker));

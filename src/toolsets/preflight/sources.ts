@@ -68,7 +68,11 @@ export function missingRefs(services: Services, entry: unknown): string[] {
 }
 
 /** policy refusal of the read action a probe uses (tool off, action toggled off …). */
-export function probeRefusal(services: Services, tool: string, action: string): { message: string; hint: string; policy: string } | undefined {
+export function probeRefusal(
+  services: Services,
+  tool: string,
+  action: string,
+): { message: string; hint: string; policy: string } | undefined {
   const t = services.tools.find((x) => x.name === tool);
   const def = t?.actions.find((a) => a.action === action);
   if (!t || !def) return { message: `the ${tool} tool is not available in this build`, hint: '', policy: 'build' };

@@ -26,10 +26,16 @@ const listAction = defineAction({
   handler: async (ctx, a): Promise<ListResult> => {
     const services = ctx.services;
     const q = a.query?.toLowerCase();
-    const refs = collectReferences(services).filter((r) => !q || r.ref.toLowerCase().includes(q) || r.used_by.some((u) => u.toLowerCase().includes(q)));
+    const refs = collectReferences(services).filter(
+      (r) => !q || r.ref.toLowerCase().includes(q) || r.used_by.some((u) => u.toLowerCase().includes(q)),
+    );
     const store = secretStoreOf(services);
     const status = store.status();
-    const referenced = new Set(collectReferences(services).filter((r) => r.kind === 'secret').map((r) => r.name));
+    const referenced = new Set(
+      collectReferences(services)
+        .filter((r) => r.kind === 'secret')
+        .map((r) => r.name),
+    );
     let entries: { name: string; updated_at: string }[] = [];
     try {
       entries = store.entries();
@@ -65,7 +71,11 @@ const getAction = defineAction({
   description:
     'The value of one secret: a name in the encrypted store, or a reference that secrets list shows (env:NAME, secret:NAME, file:path). Only with INFRA_ALLOW_SECRET_EXPORT=1; audited without the value.',
   input: z.strictObject({
-    name: z.string().min(1).max(1024).describe('A stored secret name, or a reference label from secrets list (env:NAME, secret:NAME, file:path)'),
+    name: z
+      .string()
+      .min(1)
+      .max(1024)
+      .describe('A stored secret name, or a reference label from secrets list (env:NAME, secret:NAME, file:path)'),
   }),
   enabledBy: {
     check: (s) => s.flags.allowSecretExport,
@@ -100,7 +110,10 @@ const getAction = defineAction({
     const value = services.secrets.lookup(ref);
     const from = resolution(services, ref);
     if (value === undefined) {
-      throw notFound(`${refLabel(ref)} is not set`, refs.find((r) => r.ref === refLabel(ref!))?.hint ?? 'secrets {"action":"list"} says how to set it');
+      throw notFound(
+        `${refLabel(ref)} is not set`,
+        refs.find((r) => r.ref === refLabel(ref!))?.hint ?? 'secrets {"action":"list"} says how to set it',
+      );
     }
     // everywhere else it stays redacted
     services.redactor.addSecret(value);
