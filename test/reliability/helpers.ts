@@ -135,7 +135,10 @@ export function auditArtifacts(artifactsDir: string): ArtifactAudit {
       continue;
     }
     out.completed++;
-    let call: { streams?: { name: string; stored_bytes: number; sha256: string }[]; envelope?: { ok?: boolean } };
+    let call: {
+      streams?: { name: string; stored_bytes: number; sha256: string }[];
+      envelope?: { ok?: boolean; result?: Record<string, unknown> };
+    };
     try {
       call = JSON.parse(readFileSync(join(dir, 'call.json'), 'utf8')) as typeof call;
     } catch (e) {
@@ -143,17 +146,22 @@ export function auditArtifacts(artifactsDir: string): ArtifactAudit {
       continue;
     }
     const listed = new Map((call.streams ?? []).map((s) => [s.name, s]));
+    const result = call.envelope?.result ?? {};
     for (const n of visible) {
       if (n === 'call.json') continue;
-      const s = listed.get(n);
       const path = join(dir, n);
-      if (!s) {
-        // files written whole by writeArtifact (one atomic write) are not streams; they are complete by construction
-        continue;
-      }
+      const s = listed.get(n);
+      // a stream is recorded in call.json.streams; a file written whole (one atomic write, e.g.
+      // a small http body) by `<name>_bytes` / `<name>_sha256` in the result, when it has them
+      const want = s
+        ? { bytes: s.stored_bytes, sha256: s.sha256 }
+        : typeof result[`${n}_sha256`] === 'string' && typeof result[`${n}_bytes`] === 'number'
+          ? { bytes: result[`${n}_bytes`] as number, sha256: result[`${n}_sha256`] as string }
+          : undefined;
+      if (!want) continue;
       const size = statSync(path).size;
-      if (size !== s.stored_bytes) out.problems.push(`${id}/${n}: ${size} bytes on disk, call.json says ${s.stored_bytes}`);
-      else if (sha256File(path) !== s.sha256) out.problems.push(`${id}/${n}: sha256 differs from call.json`);
+      if (size !== want.bytes) out.problems.push(`${id}/${n}: ${size} bytes on disk, call.json says ${want.bytes}`);
+      else if (sha256File(path) !== want.sha256) out.problems.push(`${id}/${n}: sha256 differs from call.json`);
       out.checkedFiles++;
     }
     for (const [name, s] of listed) {
