@@ -328,13 +328,11 @@ describe(`raw JSON-RPC framing fuzz (seed ${SEED})`, () => {
       };
     }),
     // huge lines
-    fc
-      .integer({ min: 1, max: 8 })
-      .map((mb) => ({
-        bytes: Buffer.from('{"jsonrpc":"2.0","id":"' + 'a'.repeat(mb * 1024 * 1024) + '"\n'),
-        expectAnswer: false,
-        label: `${mb} MB line`,
-      })),
+    fc.integer({ min: 1, max: 8 }).map((mb) => ({
+      bytes: Buffer.from('{"jsonrpc":"2.0","id":"' + 'a'.repeat(mb * 1024 * 1024) + '"\n'),
+      expectAnswer: false,
+      label: `${mb} MB line`,
+    })),
     fc.integer({ min: 1, max: 4 }).map((mb) => {
       const id = nextId++;
       return {
