@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { Database } from './db.js';
 import { ownerAlive, type Owner } from './owner.js';
+import { encodeTime } from '../core/ids.js';
+import { invalid } from '../core/errors.js';
 
 export type AuditStatus = 'running' | 'ok' | 'error' | 'denied' | 'invalid' | 'timeout' | 'cancelled' | 'interrupted';
 
@@ -96,6 +98,13 @@ export function rowHash(row: Omit<AuditRow, 'hash' | 'artifact_pruned'>): string
     .digest('hex');
 }
 
+/** The smallest call id started at or after an ISO time. */
+function idBoundAt(iso: string): string {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) throw invalid(`not an ISO-8601 time: ${JSON.stringify(iso)}`, 'use e.g. 2026-11-21T10:00:00Z');
+  return `c_${encodeTime(Math.max(0, ms))}`;
+}
+
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /**
@@ -110,6 +119,7 @@ export class AuditStore {
   private readonly closeStmt;
   private readonly headUpdate;
   private readonly closeTx;
+  private readonly openRows = new Map<string, AuditRow>();
 
   constructor(
     private readonly db: Database,
@@ -128,7 +138,9 @@ export class AuditStore {
     );
     this.headUpdate = db.prepare('UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1');
     this.closeTx = db.transaction((id: string, close: AuditClose) => {
-      const row = this.selectRow.get(id) as AuditRow | undefined;
+      // this process's own open rows are known; rows of ended processes are read back
+      const row = this.openRows.get(id) ?? (this.selectRow.get(id) as AuditRow | undefined);
+      this.openRows.delete(id);
       if (!row || row.status !== 'running') return false;
       const head = this.headStmt.get() as { seq: number; hash: string };
       const closed: AuditRow = {
@@ -145,7 +157,7 @@ export class AuditStore {
         prev_hash: head.hash,
       };
       closed.hash = rowHash(closed);
-      this.closeStmt.run({
+      const changed = this.closeStmt.run({
         id,
         seq: closed.seq,
         ended_at: closed.ended_at,
@@ -158,14 +170,15 @@ export class AuditStore {
         target: closed.target,
         prev_hash: closed.prev_hash,
         hash: closed.hash,
-      });
+      }).changes;
+      if (changed === 0) return false;
       this.headUpdate.run(closed.seq, closed.hash);
       return true;
     });
   }
 
   open(row: AuditOpen): void {
-    this.insertStmt.run({
+    const params = {
       id: row.id,
       parent_id: row.parent_id ?? null,
       owner_pid: this.owner.pid,
@@ -178,6 +191,20 @@ export class AuditStore {
       artifact: row.artifact ?? null,
       client_name: row.client_name ?? null,
       client_version: row.client_version ?? null,
+    };
+    this.insertStmt.run(params);
+    this.openRows.set(row.id, {
+      ...params,
+      seq: null,
+      ended_at: null,
+      duration_ms: null,
+      status: 'running',
+      error_code: null,
+      summary: null,
+      bytes: null,
+      prev_hash: null,
+      hash: null,
+      artifact_pruned: 0,
     });
   }
 
@@ -241,13 +268,14 @@ export class AuditStore {
       where.push('target = @target');
       params.target = f.target;
     }
+    // call ids are ULIDs that encode their start time: a time range is an id range (indexed)
     if (f.since) {
-      where.push('started_at >= @since');
-      params.since = f.since;
+      where.push('id >= @since');
+      params.since = idBoundAt(f.since);
     }
     if (f.until) {
-      where.push('started_at < @until');
-      params.until = f.until;
+      where.push('id < @until');
+      params.until = idBoundAt(f.until);
     }
     if (f.before) {
       where.push('id < @before');
@@ -270,8 +298,8 @@ export class AuditStore {
     by_status: Record<string, number>;
     by_tool: { tool: string; action: string | null; calls: number; errors: number; avg_ms: number; max_ms: number }[];
   } {
-    const cond = since ? 'WHERE started_at >= @since' : '';
-    const params = since ? { since } : {};
+    const cond = since ? 'WHERE id >= @since' : '';
+    const params = since ? { since: idBoundAt(since) } : {};
     const byStatus = this.db.prepare(`SELECT status, COUNT(*) n FROM audit ${cond} GROUP BY status`).all(params) as {
       status: string;
       n: number;

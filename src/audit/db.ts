@@ -64,6 +64,12 @@ const MIGRATIONS: string[] = [
      approved_at TEXT NOT NULL,
      PRIMARY KEY (server, tool)
    );`,
+  // fewer, better indexes: time ranges use the ULID primary key, lists read newest first
+  `DROP INDEX audit_started;
+   DROP INDEX audit_status;
+   DROP INDEX audit_tool;
+   CREATE INDEX audit_status_id ON audit(status, id);
+   CREATE INDEX audit_tool_id ON audit(tool, action, id);`,
 ];
 
 let driver: typeof BetterSqlite3 | undefined;
