@@ -227,27 +227,8 @@ export class Pipeline {
     let deadline = startedAt + timeoutMs;
     if (opts.deadline !== undefined && !asJob) deadline = Math.min(deadline, opts.deadline);
     const redactedArgs = services.redactor.redactValue({ action, ...rest });
-    try {
-      services.audit.open({
-        id: callId,
-        parent_id: opts.parentId,
-        started_at: new Date(startedAt).toISOString(),
-        tool: toolName,
-        action,
-        target,
-        args: clampJson(redactedArgs),
-        artifact: callUri(callId),
-        client_name: opts.client?.name,
-        client_version: opts.client?.version,
-      });
-    } catch (e) {
-      services.log.error('audit row could not be opened; refusing the call', { error: (e as Error).message });
-      return {
-        ok: false,
-        call_id: callId,
-        error: { code: 'INTERNAL', message: `the audit index could not record this call: ${(e as Error).message}`, retryable: true },
-      };
-    }
+    const notOpened = this.openAuditRow(callId, startedAt, toolName, action, target, redactedArgs, opts);
+    if (notOpened) return notOpened;
 
     const controller = new AbortController();
     const jobId = asJob ? newJobId() : undefined;
@@ -284,10 +265,7 @@ export class Pipeline {
       return env;
     }
     // client cancellation reaches synchronous calls only (a job outlives its request)
-    if (opts.signal) {
-      if (opts.signal.aborted) controller.abort(cancelled());
-      else opts.signal.addEventListener('abort', () => controller.abort(reasonOf(opts.signal!)), { once: true });
-    }
+    linkCancellation(opts.signal, controller);
     return run();
   }
 
@@ -357,32 +335,10 @@ export class Pipeline {
     let deadline = startedAt + (up.timeoutMs ?? opts.timeoutMs ?? limits.default_timeout_ms);
     if (opts.deadline !== undefined) deadline = Math.min(deadline, opts.deadline);
     const redactedArgs = services.redactor.redactValue(args);
-    try {
-      services.audit.open({
-        id: callId,
-        parent_id: opts.parentId,
-        started_at: new Date(startedAt).toISOString(),
-        tool: tool.name,
-        action,
-        target: up.server,
-        args: clampJson(redactedArgs),
-        artifact: callUri(callId),
-        client_name: opts.client?.name,
-        client_version: opts.client?.version,
-      });
-    } catch (e) {
-      services.log.error('audit row could not be opened; refusing the call', { error: (e as Error).message });
-      return {
-        ok: false,
-        call_id: callId,
-        error: { code: 'INTERNAL', message: `the audit index could not record this call: ${(e as Error).message}`, retryable: true },
-      };
-    }
+    const notOpened = this.openAuditRow(callId, startedAt, tool.name, action, up.server, redactedArgs, opts);
+    if (notOpened) return notOpened;
     const controller = new AbortController();
-    if (opts.signal) {
-      if (opts.signal.aborted) controller.abort(cancelled());
-      else opts.signal.addEventListener('abort', () => controller.abort(reasonOf(opts.signal!)), { once: true });
-    }
+    linkCancellation(opts.signal, controller);
     return this.runHandler({
       callId,
       startedAt,
@@ -623,6 +579,40 @@ export class Pipeline {
     }
   }
 
+  /** Inserts the `running` row before the handler starts; an error envelope when it cannot. */
+  private openAuditRow(
+    callId: string,
+    startedAt: number,
+    tool: string,
+    action: string | undefined,
+    target: string | undefined,
+    redactedArgs: unknown,
+    opts: CallOptions,
+  ): ErrorEnvelope | undefined {
+    try {
+      this.services.audit.open({
+        id: callId,
+        parent_id: opts.parentId,
+        started_at: new Date(startedAt).toISOString(),
+        tool,
+        action,
+        target,
+        args: clampJson(redactedArgs),
+        artifact: callUri(callId),
+        client_name: opts.client?.name,
+        client_version: opts.client?.version,
+      });
+      return undefined;
+    } catch (e) {
+      this.services.log.error('audit row could not be opened; refusing the call', { error: (e as Error).message });
+      return {
+        ok: false,
+        call_id: callId,
+        error: { code: 'INTERNAL', message: `the audit index could not record this call: ${(e as Error).message}`, retryable: true },
+      };
+    }
+  }
+
   /** Denied, invalid and unknown calls: audited and given an artifact like any other. */
   private async recordRefusal(
     callId: string,
@@ -684,6 +674,13 @@ function confirmMessage(tool: string, action: string, effect: Effect, target: st
     .join(' ')
     .slice(0, 400);
   return `Allow ${tool}.${action} (${effect})${target ? ` on ${target}` : ''}? ${detail}`;
+}
+
+/** Client cancellation (or a parent's abort) reaches the call's own controller. */
+function linkCancellation(signal: AbortSignal | undefined, controller: AbortController): void {
+  if (!signal) return;
+  if (signal.aborted) controller.abort(cancelled());
+  else signal.addEventListener('abort', () => controller.abort(reasonOf(signal)), { once: true });
 }
 
 function cancelled(): ToolError {
