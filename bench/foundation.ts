@@ -4,10 +4,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectStdio, fmt, printFigures, stats, timeCalls } from './lib.js';
+import { alternateBlocks, connectStdio, fmt, printFigures, stats } from './lib.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const N = Number(process.env.BENCH_CALLS ?? 2000);
+const N = Number(process.env.BENCH_CALLS ?? 4000);
 const STARTS = Number(process.env.BENCH_STARTS ?? 10);
 
 async function startupMs(command: string, args: string[], env: Record<string, string>): Promise<number[]> {
@@ -34,13 +34,12 @@ export async function foundationBench(): Promise<void> {
     const bareList = JSON.stringify((await b.client.listTools()).tools).length;
     const infraList = JSON.stringify((await i.client.listTools()).tools).length;
     await i.client.callTool({ name: 'state', arguments: { action: 'set', key: 'bench', value: 'v' } });
-    // interleave the two so machine noise hits both alike
-    const bareCalls: number[] = [];
-    const infraCalls: number[] = [];
-    for (let k = 0; k < 5; k++) {
-      bareCalls.push(...(await timeCalls(N / 5, () => b.client.callTool({ name: 'echo', arguments: { text: 'v' } }))));
-      infraCalls.push(...(await timeCalls(N / 5, () => i.client.callTool({ name: 'state', arguments: { action: 'get', key: 'bench' } }))));
-    }
+    // each in its steady state, in alternating blocks (bench/lib.ts alternateBlocks)
+    const { bareCalls, infraCalls } = await alternateBlocks(
+      N,
+      () => b.client.callTool({ name: 'echo', arguments: { text: 'v' } }),
+      () => i.client.callTool({ name: 'state', arguments: { action: 'get', key: 'bench' } }),
+    );
     const bc = stats(bareCalls);
     const ic = stats(infraCalls);
     await b.client.close();

@@ -44,6 +44,30 @@ export async function timeCalls(n: number, fn: () => Promise<unknown>, warmup = 
   return out;
 }
 
+/**
+ * Times `base` and `subject` in alternating blocks: each block first makes `warmup` untimed
+ * calls (the server that sat idle while the other was measured gets back to its steady state),
+ * then times `block` calls. Blocks alternate for `rounds` rounds, so slow drifts of the machine
+ * hit both alike. Returns per-call ms of each.
+ */
+export async function alternateBlocks(
+  total: number,
+  base: () => Promise<unknown>,
+  subject: () => Promise<unknown>,
+  opts: { rounds?: number; warmup?: number } = {},
+): Promise<{ bareCalls: number[]; infraCalls: number[] }> {
+  const rounds = opts.rounds ?? 4;
+  const warmup = opts.warmup ?? 100;
+  const block = Math.max(1, Math.round(total / rounds));
+  const bareCalls: number[] = [];
+  const infraCalls: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    bareCalls.push(...(await timeCalls(block, base, warmup)));
+    infraCalls.push(...(await timeCalls(block, subject, warmup)));
+  }
+  return { bareCalls, infraCalls };
+}
+
 export interface Figure {
   name: string;
   value: string;

@@ -21,10 +21,15 @@ try {
 
 export const EXTERNAL = ['better-sqlite3', 'ssh2', 'cpu-features', 'pg-native'];
 
-export async function bundle({ outfile = join(root, 'dist', 'cli.js'), format = 'esm', external = EXTERNAL } = {}) {
+export async function bundle({
+  outfile = join(root, 'dist', 'cli.js'),
+  format = 'esm',
+  external = EXTERNAL,
+  entry = join(root, 'src', 'cli.ts'),
+} = {}) {
   mkdirSync(dirname(outfile), { recursive: true });
   await build({
-    entryPoints: [join(root, 'src', 'cli.ts')],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
@@ -52,5 +57,8 @@ export async function bundle({ outfile = join(root, 'dist', 'cli.js'), format = 
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const out = await bundle();
+  // the record worker (src/audit/record-worker.ts) runs from its own file next to cli.js; the
+  // single-file binary has no such file and records on its main thread instead
+  await bundle({ outfile: join(root, 'dist', 'record-worker.js'), entry: join(root, 'src', 'audit', 'record-worker.ts') });
   process.stderr.write(`built ${out} (${pkg.version}, ${commit})\n`);
 }

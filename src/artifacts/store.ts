@@ -1,15 +1,19 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, promises as fsp, realpathSync } from 'node:fs';
+import { createReadStream, mkdirSync, promises as fsp, realpathSync, statfsSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { SinkOptions } from '../core/define-action.js';
 import { invalid, notFound, ToolError } from '../core/errors.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
 import { BoundedSink } from './bounded-sink.js';
+import type { RecordFile } from './record-file.js';
 import { SpareDirs, writeIntoSpare } from './spare-dirs.js';
 import type { Redactor } from './redactor.js';
 import { callUri, parseArtifactUri, runUri } from './uri.js';
 
 const SYNC_WRITE_MAX = 256 * 1024;
+/** Below this much free space a call's record is written before its reply (DESIGN §6). */
+export const LOW_SPACE_BYTES = 64 * 1024 * 1024;
+const ROOMY_BYTES = 1024 * 1024 * 1024;
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export interface ArtifactEntry {
@@ -70,6 +74,40 @@ export class ArtifactStore {
     this.ensureDir(dir);
     return dir;
   }
+
+  /**
+   * Whether the artifacts file system has room to spare (statfs, a few µs). When it does not,
+   * calls write call.json before replying, so a full disk fails the call instead of its record.
+   */
+  hasRoom(now = Date.now()): boolean {
+    // plenty of room (a GiB and more) is taken as still there for a second
+    if (now < this.roomyUntil) return true;
+    try {
+      const st = statfsSync(this.realRoot());
+      const free = st.bavail * st.bsize;
+      if (free >= ROOMY_BYTES) this.roomyUntil = now + 1000;
+      return free >= LOW_SPACE_BYTES;
+    } catch {
+      return false;
+    }
+  }
+
+  private roomyUntil = 0;
+
+  /**
+   * call.json of a call recorded after its reply (DESIGN §6, docs/DECISIONS.md): redacted here,
+   * written by the record worker (or the thread pool). Takes the spare file of a directory the
+   * call already made, so nothing is left behind.
+   */
+  recordFile(callId: string, data: string): RecordFile {
+    const dir = join(this.root, 'calls', callId);
+    const spareFile = this.spareFiles.get(callId);
+    this.spareFiles.delete(callId);
+    return { dir, path: join(dir, 'call.json'), spareFile, data: this.redactor.redact(data) };
+  }
+
+  /** Set by the runtime: resolves once a call's record (call.json included) is written. */
+  waitRecorded: (callId: string) => Promise<void> = () => Promise.resolve();
 
   /** Leaves no spare directories behind. */
   close(): void {
@@ -136,6 +174,8 @@ export class ArtifactStore {
   /** Maps a URI to a path inside the root; refuses symlinks and anything outside. */
   async resolve(uri: string): Promise<{ path: string; type: 'file' | 'dir' }> {
     const segs = parseArtifactUri(uri);
+    // a call answered a moment ago may still be writing its call.json
+    if (segs[0] === 'calls' && segs[1] !== undefined) await this.waitRecorded(segs[1]);
     const root = this.realRoot();
     const path = join(root, ...segs);
     let st;

@@ -4,6 +4,8 @@ import type { Database } from './db.js';
 import { ownerAlive, type Owner } from './owner.js';
 import { encodeTime } from '../core/ids.js';
 import { invalid } from '../core/errors.js';
+import { writeRecordFile, type RecordFile } from '../artifacts/record-file.js';
+import { RecordWorkerClient, type BatchItem } from './recorder.js';
 
 export type AuditStatus = 'running' | 'ok' | 'error' | 'denied' | 'invalid' | 'timeout' | 'cancelled' | 'interrupted';
 
@@ -107,27 +109,66 @@ function idBoundAt(iso: string): string {
 
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** How long a write-behind row may wait in memory before its batch is committed. */
+export const FLUSH_DELAY_MS = 2;
+/** A batch this big is committed at once, whatever the delay. */
+const FLUSH_MAX_ROWS = 256;
+
 /**
  * The SQLite audit index (DESIGN §4). A row is inserted `running` before the handler starts;
  * at close it takes the next chain position and its hash inside BEGIN IMMEDIATE, so several
  * infra processes sharing one infra.db keep one chain.
+ *
+ * Read calls are recorded write-behind (docs/DECISIONS.md, "Reads are recorded write-behind"):
+ * their open and close wait in memory at most FLUSH_DELAY_MS and are committed in one batch
+ * transaction; a read that ends before its batch commits is inserted already closed. Calls with
+ * an effect are written through, as before. Every read of the index commits the batch first, so
+ * nothing this process recorded is ever missing from what it reports.
  */
 export class AuditStore {
   private readonly insertStmt;
+  private readonly insertQueuedStmt;
+  private readonly insertClosedStmt;
   private readonly selectRow;
   private readonly headStmt;
   private readonly closeStmt;
   private readonly headUpdate;
   private readonly closeTx;
+  private readonly flushTx;
   private readonly openRows = new Map<string, AuditRow>();
+  /** Write-behind opens not yet committed (insertion order). */
+  private readonly queuedOpens = new Map<string, AuditRow>();
+  /** Write-behind closes not yet committed, in close order (the chain order). */
+  private queuedCloses: { id: string; close: AuditClose }[] = [];
+  /** Recordings still being written (call.json first, then the row's close), by call id. */
+  private readonly recording = new Map<string, Promise<void>>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushFailures = 0;
+  private closed = false;
+  private worker: RecordWorkerClient | undefined;
 
   constructor(
     private readonly db: Database,
     private readonly owner: Owner,
+    private readonly log?: { error(msg: string, fields?: Record<string, unknown>): void },
+    /** Called after each committed write-behind batch (the record worker acknowledges with it). */
+    private readonly onFlush?: () => void,
   ) {
     this.insertStmt = db.prepare(
       `INSERT INTO audit (id, parent_id, owner_pid, owner_start, started_at, tool, action, target, status, args, artifact, client_name, client_version)
        VALUES (@id, @parent_id, @owner_pid, @owner_start, @started_at, @tool, @action, @target, 'running', @args, @artifact, @client_name, @client_version)`,
+    );
+    // write-behind rows may come back (a record worker's unacknowledged batch, replayed here
+    // after it ended): inserting one twice is a no-op, and a closed one is closed in place
+    this.insertQueuedStmt = db.prepare(
+      `INSERT OR IGNORE INTO audit (id, parent_id, owner_pid, owner_start, started_at, tool, action, target, status, args, artifact, client_name, client_version)
+       VALUES (@id, @parent_id, @owner_pid, @owner_start, @started_at, @tool, @action, @target, 'running', @args, @artifact, @client_name, @client_version)`,
+    );
+    this.insertClosedStmt = db.prepare(
+      `INSERT OR IGNORE INTO audit (id, seq, parent_id, owner_pid, owner_start, started_at, ended_at, duration_ms, tool, action, target, status,
+         error_code, args, summary, artifact, bytes, client_name, client_version, prev_hash, hash)
+       VALUES (@id, @seq, @parent_id, @owner_pid, @owner_start, @started_at, @ended_at, @duration_ms, @tool, @action, @target, @status,
+         @error_code, @args, @summary, @artifact, @bytes, @client_name, @client_version, @prev_hash, @hash)`,
     );
     this.selectRow = db.prepare('SELECT * FROM audit WHERE id = ?');
     this.headStmt = db.prepare('SELECT seq, hash FROM chain_head WHERE id = 1');
@@ -138,25 +179,51 @@ export class AuditStore {
     );
     this.headUpdate = db.prepare('UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1');
     this.closeTx = db.transaction((id: string, close: AuditClose) => {
-      // this process's own open rows are known; rows of ended processes are read back
-      const row = this.openRows.get(id) ?? (this.selectRow.get(id) as AuditRow | undefined);
-      this.openRows.delete(id);
-      if (!row || row.status !== 'running') return false;
       const head = this.headStmt.get() as { seq: number; hash: string };
-      const closed: AuditRow = {
-        ...row,
-        seq: head.seq + 1,
-        ended_at: close.ended_at,
-        duration_ms: close.duration_ms,
-        status: close.status,
-        error_code: close.error_code ?? null,
-        summary: close.summary ?? null,
-        artifact: close.artifact ?? row.artifact,
-        bytes: close.bytes ?? null,
-        target: close.target ?? row.target,
-        prev_hash: head.hash,
-      };
-      closed.hash = rowHash(closed);
+      const next = this.closeOne(id, close, head);
+      if (!next) return false;
+      this.headUpdate.run(next.seq, next.hash);
+      return true;
+    });
+    this.flushTx = db.transaction((opens: AuditRow[], closes: { id: string; close: AuditClose }[]) => {
+      const closing = new Set(closes.map((c) => c.id));
+      for (const row of opens) if (!closing.has(row.id)) this.insertQueuedStmt.run(openParams(row));
+      let head = this.headStmt.get() as { seq: number; hash: string };
+      const start = head.seq;
+      for (const { id, close } of closes) head = this.closeOne(id, close, head) ?? head;
+      if (head.seq !== start) this.headUpdate.run(head.seq, head.hash);
+    });
+  }
+
+  /**
+   * Closes one row at the chain position after `head`: a row still queued for insertion is
+   * inserted closed, any other is updated. Returns the new head, or undefined when the row is
+   * unknown or already closed.
+   */
+  private closeOne(id: string, close: AuditClose, head: { seq: number; hash: string }): { seq: number; hash: string } | undefined {
+    let queued = this.queuedOpens.get(id);
+    if (queued && this.selectRow.get(id)) queued = undefined; // replayed: already inserted
+    // this process's own open rows are known; rows of ended processes are read back
+    const row = queued ?? this.openRows.get(id) ?? (this.selectRow.get(id) as AuditRow | undefined);
+    if (!row || row.status !== 'running') return undefined;
+    const closed: AuditRow = {
+      ...row,
+      seq: head.seq + 1,
+      ended_at: close.ended_at,
+      duration_ms: close.duration_ms,
+      status: close.status,
+      error_code: close.error_code ?? null,
+      summary: close.summary ?? null,
+      artifact: close.artifact ?? row.artifact,
+      bytes: close.bytes ?? null,
+      target: close.target ?? row.target,
+      prev_hash: head.hash,
+    };
+    closed.hash = rowHash(closed);
+    if (queued) {
+      const { artifact_pruned: _p, ...fields } = closed;
+      this.insertClosedStmt.run(fields);
+    } else {
       const changed = this.closeStmt.run({
         id,
         seq: closed.seq,
@@ -171,45 +238,194 @@ export class AuditStore {
         prev_hash: closed.prev_hash,
         hash: closed.hash,
       }).changes;
-      if (changed === 0) return false;
-      this.headUpdate.run(closed.seq, closed.hash);
-      return true;
-    });
+      if (changed === 0) return undefined;
+    }
+    return { seq: closed.seq!, hash: closed.hash };
   }
 
-  open(row: AuditOpen): void {
-    const params = {
+  /**
+   * Records a call's `running` row. Written through (committed before this returns) unless
+   * `behind`, when it joins the next batch, at most FLUSH_DELAY_MS away.
+   */
+  open(row: AuditOpen, opts: { behind?: boolean } = {}): void {
+    const full: AuditRow = {
       id: row.id,
+      seq: null,
       parent_id: row.parent_id ?? null,
       owner_pid: this.owner.pid,
       owner_start: this.owner.start,
       started_at: row.started_at,
+      ended_at: null,
+      duration_ms: null,
       tool: row.tool,
       action: row.action ?? null,
       target: row.target ?? null,
-      args: row.args,
-      artifact: row.artifact ?? null,
-      client_name: row.client_name ?? null,
-      client_version: row.client_version ?? null,
-    };
-    this.insertStmt.run(params);
-    this.openRows.set(row.id, {
-      ...params,
-      seq: null,
-      ended_at: null,
-      duration_ms: null,
       status: 'running',
       error_code: null,
+      args: row.args,
       summary: null,
+      artifact: row.artifact ?? null,
       bytes: null,
+      client_name: row.client_name ?? null,
+      client_version: row.client_version ?? null,
       prev_hash: null,
       hash: null,
       artifact_pruned: 0,
-    });
+    };
+    if (opts.behind && !this.closed && this.worker?.alive) {
+      this.worker.open(row);
+      return;
+    }
+    if (opts.behind && !this.closed) {
+      this.queuedOpens.set(row.id, full);
+      this.scheduleFlush();
+      return;
+    }
+    this.insertStmt.run(openParams(full));
+    this.openRows.set(row.id, full);
   }
 
-  close(id: string, close: AuditClose): boolean {
-    return this.closeTx.immediate(id, close) as boolean;
+  /**
+   * Closes a row at the next chain position. Written through unless `behind`; a written-through
+   * close commits the queued batch first, so the chain keeps the order calls ended in.
+   * Returns false when the row is unknown or already closed.
+   */
+  close(id: string, close: AuditClose, opts: { behind?: boolean } = {}): boolean {
+    if (opts.behind && !this.closed) {
+      this.queuedCloses.push({ id, close });
+      this.scheduleFlush();
+      return true;
+    }
+    this.flush();
+    const done = this.closeTx.immediate(id, close) as boolean;
+    this.openRows.delete(id);
+    return done;
+  }
+
+  /**
+   * Starts the record worker (src/audit/record-worker.ts), which takes the write-behind rows and
+   * call.json files from now on; without it they are committed on this thread. False when it
+   * cannot run here.
+   */
+  startWorker(dbPath: string, entry?: URL): boolean {
+    const log = this.log ?? { error: () => undefined };
+    this.worker = RecordWorkerClient.start(dbPath, this.owner, log, (items) => this.replay(items), entry);
+    return this.worker !== undefined;
+  }
+
+  /** Records on this thread what an ended record worker had not committed. */
+  private replay(items: BatchItem[]): void {
+    for (const item of items) {
+      if (item.open) this.open(item.open, { behind: true });
+      if (item.close) this.closeWithRecord(item.close.id, item.close.close, item.close.file);
+    }
+  }
+
+  /**
+   * Closes a write-behind row once its call.json is written (by the record worker, or through
+   * the thread pool). A call.json that cannot be written is named in the row's summary.
+   */
+  closeWithRecord(id: string, close: AuditClose, file: RecordFile): void {
+    if (!this.closed && this.worker?.alive) {
+      this.worker.close(id, close, file);
+      return;
+    }
+    const done = (c: AuditClose): void => {
+      try {
+        if (!this.close(id, c, { behind: true })) this.log?.error('no open audit row to close', { call_id: id });
+      } catch (e) {
+        this.log?.error('audit row could not be closed', { call_id: id, error: (e as Error).message });
+      }
+    };
+    this.track(
+      id,
+      writeRecordFile(file).then(
+        () => done(close),
+        (e: unknown) => {
+          this.log?.error('call.json could not be written', { call_id: id, error: (e as Error).message });
+          done(closeWithoutRecord(close, e));
+        },
+      ),
+    );
+  }
+
+  /** Commits the write-behind batch now (every read of the index calls this first). */
+  flush(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    if (this.queuedOpens.size === 0 && this.queuedCloses.length === 0) return;
+    const opens = [...this.queuedOpens.values()];
+    const closes = this.queuedCloses;
+    try {
+      this.flushTx.immediate(opens, closes);
+    } catch (e) {
+      // nothing of the batch was committed (one transaction): keep it and try again
+      this.flushFailures++;
+      if (this.flushFailures === 1 || this.flushFailures % 100 === 0)
+        this.log?.error('audit batch could not be committed; retrying', { rows: opens.length, error: (e as Error).message });
+      if (!this.closed) this.scheduleFlush(Math.min(1000, 10 * this.flushFailures));
+      throw e;
+    }
+    this.flushFailures = 0;
+    this.onFlush?.();
+    const closing = new Set(closes.map((c) => c.id));
+    for (const row of opens) if (!closing.has(row.id)) this.openRows.set(row.id, row);
+    for (const id of closing) this.openRows.delete(id);
+    this.queuedOpens.clear();
+    this.queuedCloses = [];
+  }
+
+  private scheduleFlush(delay = FLUSH_DELAY_MS): void {
+    if (this.queuedOpens.size + this.queuedCloses.length >= FLUSH_MAX_ROWS) {
+      this.tryFlush();
+      return;
+    }
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.tryFlush();
+    }, delay);
+  }
+
+  private tryFlush(): void {
+    try {
+      this.flush();
+    } catch {
+      /* logged and rescheduled by flush */
+    }
+  }
+
+  /** Tracks a call's recording (call.json, then its close) until it is done. */
+  track(id: string, recording: Promise<void>): void {
+    const p = recording.finally(() => {
+      if (this.recording.get(id) === p) this.recording.delete(id);
+    });
+    this.recording.set(id, p);
+  }
+
+  /** Resolves once the call's record (call.json and audit row) is committed. */
+  async recorded(id: string): Promise<void> {
+    const p = this.recording.get(id);
+    if (p) await p.catch(() => undefined);
+    if (this.worker) await this.worker.recorded(id);
+    this.flush();
+  }
+
+  /** Resolves once every recording started so far is committed (before reads and at shutdown). */
+  async settle(): Promise<void> {
+    while (this.recording.size > 0) await Promise.allSettled([...this.recording.values()]);
+    if (this.worker) await this.worker.flush();
+    this.flush();
+  }
+
+  /** Settles, commits, and writes everything through from now on (shutdown). */
+  async shutdown(): Promise<void> {
+    await this.settle();
+    this.closed = true;
+    await this.worker?.stop();
+    this.flush();
   }
 
   /**
@@ -217,6 +433,7 @@ export class AuditStore {
    * chain. Returns how many were closed.
    */
   recoverInterrupted(now = new Date()): number {
+    this.flush();
     const rows = this.db
       .prepare(`SELECT id, owner_pid, owner_start, started_at FROM audit WHERE status = 'running' ORDER BY started_at, id`)
       .all() as Pick<AuditRow, 'id' | 'owner_pid' | 'owner_start' | 'started_at'>[];
@@ -242,10 +459,12 @@ export class AuditStore {
   }
 
   get(id: string): AuditRow | undefined {
+    this.flush();
     return this.selectRow.get(id) as AuditRow | undefined;
   }
 
   list(f: AuditFilter): AuditRow[] {
+    this.flush();
     const where: string[] = [];
     const params: Record<string, unknown> = {};
     if (f.tool) {
@@ -298,6 +517,7 @@ export class AuditStore {
     by_status: Record<string, number>;
     by_tool: { tool: string; action: string | null; calls: number; errors: number; avg_ms: number; max_ms: number }[];
   } {
+    this.flush();
     const cond = since ? 'WHERE id >= @since' : '';
     const params = since ? { since: idBoundAt(since) } : {};
     const byStatus = this.db.prepare(`SELECT status, COUNT(*) n FROM audit ${cond} GROUP BY status`).all(params) as {
@@ -331,6 +551,7 @@ export class AuditStore {
     head_seq: number;
     first_bad?: { seq: number; id: string; reason: string };
   }> {
+    await this.settle();
     const stmt = this.db.prepare('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?');
     let prevSeq = 0;
     let prevHash = '';
@@ -369,6 +590,7 @@ export class AuditStore {
   }
 
   markPruned(callIds: string[]): void {
+    this.flush();
     const stmt = this.db.prepare('UPDATE audit SET artifact_pruned = 1 WHERE id = ?');
     this.db.transaction(() => {
       for (const id of callIds) stmt.run(id);
@@ -376,6 +598,29 @@ export class AuditStore {
   }
 
   count(): number {
+    this.flush();
     return (this.db.prepare('SELECT COUNT(*) n FROM audit').get() as { n: number }).n;
   }
+}
+
+function openParams(row: AuditRow): Record<string, unknown> {
+  return {
+    id: row.id,
+    parent_id: row.parent_id,
+    owner_pid: row.owner_pid,
+    owner_start: row.owner_start,
+    started_at: row.started_at,
+    tool: row.tool,
+    action: row.action,
+    target: row.target,
+    args: row.args,
+    artifact: row.artifact,
+    client_name: row.client_name,
+    client_version: row.client_version,
+  };
+}
+
+/** The close of a call whose call.json could not be written says so in its summary. */
+export function closeWithoutRecord(close: AuditClose, e: unknown): AuditClose {
+  return { ...close, summary: `call.json not written (${(e as Error)?.message ?? String(e)}); ${close.summary ?? ''}`.slice(0, 2000) };
 }

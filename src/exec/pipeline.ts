@@ -42,10 +42,18 @@ export interface CallOptions {
   confirm?: Confirmer | undefined;
   /** A parent (runbook) already confirmed its steps once before it started. */
   preconfirmed?: boolean | undefined;
+  /**
+   * Reply as soon as the result is final, while a read's record is still being written (the
+   * stdio server). Without it, Runtime.call resolves once the call is recorded.
+   */
+  replyBeforeRecorded?: boolean | undefined;
   /** Absolute deadline inherited from a parent call. */
   deadline?: number | undefined;
   timeoutMs?: number | undefined;
 }
+
+/** What a call's audit close says, computed when the call ends. */
+type ClosePayload = Parameters<Services['audit']['close']>[1];
 
 interface Registered {
   tool: ToolDef;
@@ -227,7 +235,8 @@ export class Pipeline {
     let deadline = startedAt + timeoutMs;
     if (opts.deadline !== undefined && !asJob) deadline = Math.min(deadline, opts.deadline);
     const redactedArgs = services.redactor.redactValue({ action, ...rest });
-    const notOpened = this.openAuditRow(callId, startedAt, toolName, action, target, redactedArgs, opts);
+    const behind = !asJob && this.mayRecordBehind(effect);
+    const notOpened = this.openAuditRow(callId, startedAt, toolName, action, target, redactedArgs, opts, behind);
     if (notOpened) return notOpened;
 
     const controller = new AbortController();
@@ -248,6 +257,7 @@ export class Pipeline {
         controller,
         opts: { ...opts, preconfirmed: confirmed },
         jobId,
+        behind,
       });
 
     if (jobId) {
@@ -335,7 +345,8 @@ export class Pipeline {
     let deadline = startedAt + (up.timeoutMs ?? opts.timeoutMs ?? limits.default_timeout_ms);
     if (opts.deadline !== undefined) deadline = Math.min(deadline, opts.deadline);
     const redactedArgs = services.redactor.redactValue(args);
-    const notOpened = this.openAuditRow(callId, startedAt, tool.name, action, up.server, redactedArgs, opts);
+    const behind = this.mayRecordBehind(up.effect);
+    const notOpened = this.openAuditRow(callId, startedAt, tool.name, action, up.server, redactedArgs, opts, behind);
     if (notOpened) return notOpened;
     const controller = new AbortController();
     linkCancellation(opts.signal, controller);
@@ -354,7 +365,18 @@ export class Pipeline {
       controller,
       opts: { ...opts, preconfirmed: confirmed },
       jobId: undefined,
+      behind,
     });
+  }
+
+  /**
+   * Reads are recorded write-behind (docs/DECISIONS.md): the reply leaves when the result is
+   * final, call.json and the audit close follow within milliseconds. Calls with an effect, jobs,
+   * and every call while the artifacts disk is short of space keep DESIGN §1's order: recorded,
+   * then answered.
+   */
+  private mayRecordBehind(effect: Effect): boolean {
+    return effect === 'read' && this.services.artifacts.hasRoom();
   }
 
   private async runHandler(c: {
@@ -372,6 +394,8 @@ export class Pipeline {
     controller: AbortController;
     opts: CallOptions;
     jobId: string | undefined;
+    /** Record after replying (a read with room on disk). */
+    behind: boolean;
   }): Promise<Envelope> {
     const services = this.services;
     const { callId, controller } = c;
@@ -496,46 +520,50 @@ export class Pipeline {
         },
       };
     }
-    try {
-      await services.artifacts.writeCallFile(
-        callId,
-        'call.json',
-        JSON.stringify(
-          {
-            call_id: callId,
-            parent_id: c.opts.parentId ?? null,
-            tool: c.toolName,
-            action: c.action,
-            effect: c.effect,
-            target: c.target ?? null,
-            args: c.redactedArgs,
-            started_at: new Date(c.startedAt).toISOString(),
-            ended_at: new Date().toISOString(),
-            duration_ms: Date.now() - c.startedAt,
-            client: c.opts.client ?? null,
-            streams: sinkResults.map((r) => ({
-              name: r.name,
-              bytes: r.bytes,
-              stored_bytes: r.stored_bytes,
-              sha256: r.sha256,
-              uri: r.uri,
-              artifact_limited: r.artifact_limited,
-              ...(envelope.ok ? {} : { incomplete: true }),
-            })),
-            envelope,
-          },
-          null,
-          2,
-        ),
-      );
-    } catch (e) {
-      services.log.error('call.json could not be written', { call_id: callId, error: (e as Error).message });
-      if (finalEnvelope.ok) {
-        status = 'error';
-        finalEnvelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, asToolError(e, services), services);
+    const record = JSON.stringify(
+      {
+        call_id: callId,
+        parent_id: c.opts.parentId ?? null,
+        tool: c.toolName,
+        action: c.action,
+        effect: c.effect,
+        target: c.target ?? null,
+        args: c.redactedArgs,
+        started_at: new Date(c.startedAt).toISOString(),
+        ended_at: new Date().toISOString(),
+        duration_ms: Date.now() - c.startedAt,
+        client: c.opts.client ?? null,
+        streams: sinkResults.map((r) => ({
+          name: r.name,
+          bytes: r.bytes,
+          stored_bytes: r.stored_bytes,
+          sha256: r.sha256,
+          uri: r.uri,
+          artifact_limited: r.artifact_limited,
+          ...(envelope.ok ? {} : { incomplete: true }),
+        })),
+        envelope,
+      },
+      null,
+      2,
+    );
+    if (c.behind) {
+      // the reply goes now; call.json, then the row's close, follow (the client's next read of
+      // this call's artifacts or of the audit index waits for them)
+      const close = this.closePayload(c.startedAt, status, finalEnvelope, c.def, c.args, bytes, c.target);
+      services.audit.closeWithRecord(callId, close, services.artifacts.recordFile(callId, record));
+    } else {
+      try {
+        await services.artifacts.writeCallFile(callId, 'call.json', record);
+      } catch (e) {
+        services.log.error('call.json could not be written', { call_id: callId, error: (e as Error).message });
+        if (finalEnvelope.ok) {
+          status = 'error';
+          finalEnvelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, asToolError(e, services), services);
+        }
       }
+      this.closeAudit(callId, this.closePayload(c.startedAt, status, finalEnvelope, c.def, c.args, bytes, c.target));
     }
-    this.closeAudit(callId, c.startedAt, status, finalEnvelope, c.def, c.args, bytes, c.target);
     // reply-only fields join the reply after everything was recorded, and only for the client
     // itself (a parent call would record them in its own result)
     if (replyOnly && finalEnvelope.ok && !c.opts.parentId && !jobId) {
@@ -545,8 +573,7 @@ export class Pipeline {
     return finalEnvelope;
   }
 
-  private closeAudit(
-    callId: string,
+  private closePayload(
     startedAt: number,
     status: AuditStatus,
     env: Envelope,
@@ -554,7 +581,7 @@ export class Pipeline {
     args: unknown,
     bytes: number | undefined,
     target: string | undefined,
-  ): void {
+  ): ClosePayload {
     const services = this.services;
     let summary: string;
     if (env.ok) {
@@ -564,18 +591,22 @@ export class Pipeline {
         summary = 'ok';
       }
     } else summary = `${env.error.code}: ${env.error.message}`;
+    return {
+      status: status === 'running' ? 'error' : status,
+      ended_at: new Date().toISOString(),
+      duration_ms: Date.now() - startedAt,
+      error_code: env.ok ? undefined : env.error.code,
+      summary: services.redactor.redact(summary).slice(0, 2000),
+      bytes,
+      target,
+    };
+  }
+
+  private closeAudit(callId: string, close: ClosePayload, behind = false): void {
     try {
-      services.audit.close(callId, {
-        status: status === 'running' ? 'error' : status,
-        ended_at: new Date().toISOString(),
-        duration_ms: Date.now() - startedAt,
-        error_code: env.ok ? undefined : env.error.code,
-        summary: services.redactor.redact(summary).slice(0, 2000),
-        bytes,
-        target,
-      });
+      this.services.audit.close(callId, close, { behind });
     } catch (e) {
-      services.log.error('audit row could not be closed', { call_id: callId, error: (e as Error).message });
+      this.services.log.error('audit row could not be closed', { call_id: callId, error: (e as Error).message });
     }
   }
 
@@ -588,20 +619,24 @@ export class Pipeline {
     target: string | undefined,
     redactedArgs: unknown,
     opts: CallOptions,
+    behind: boolean,
   ): ErrorEnvelope | undefined {
     try {
-      this.services.audit.open({
-        id: callId,
-        parent_id: opts.parentId,
-        started_at: new Date(startedAt).toISOString(),
-        tool,
-        action,
-        target,
-        args: clampJson(redactedArgs),
-        artifact: callUri(callId),
-        client_name: opts.client?.name,
-        client_version: opts.client?.version,
-      });
+      this.services.audit.open(
+        {
+          id: callId,
+          parent_id: opts.parentId,
+          started_at: new Date(startedAt).toISOString(),
+          tool,
+          action,
+          target,
+          args: clampJson(redactedArgs),
+          artifact: callUri(callId),
+          client_name: opts.client?.name,
+          client_version: opts.client?.version,
+        },
+        { behind },
+      );
       return undefined;
     } catch (e) {
       this.services.log.error('audit row could not be opened; refusing the call', { error: (e as Error).message });
@@ -662,7 +697,7 @@ export class Pipeline {
     } catch (e) {
       services.log.error('refused call could not be fully recorded', { call_id: callId, error: (e as Error).message });
     }
-    this.closeAudit(callId, startedAt, status, env, undefined, rawArgs, undefined, target);
+    this.closeAudit(callId, this.closePayload(startedAt, status, env, undefined, rawArgs, undefined, target));
     return env;
   }
 }

@@ -27,6 +27,11 @@ export interface RuntimeOptions {
   cwd?: string | undefined;
   tools?: readonly ToolDef[] | undefined;
   logListeners?: LogListener[] | undefined;
+  /**
+   * Record read calls on a worker thread (the stdio server); otherwise they are recorded on
+   * the main thread, through the thread pool.
+   */
+  recordWorker?: boolean | undefined;
   /** Start servers.json servers marked `start: "startup"` (the stdio server; not one-shot CLI commands). */
   startUpstreams?: boolean | undefined;
 }
@@ -115,15 +120,17 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
 
   const db: Database = openDatabase(project.dbPath);
   const owner = currentOwner();
-  const audit = new AuditStore(db, owner);
+  const audit = new AuditStore(db, owner, log);
   const jobs = new JobManager(db, owner);
   const interrupted = audit.recoverInterrupted();
+  if (opts.recordWorker) audit.startWorker(project.dbPath);
   jobs.recoverInterrupted();
   if (interrupted) log.warn('calls left running by an ended infra process were marked interrupted', { count: interrupted });
 
   // the store reads limits at call time from the current (reloadable) config
   const configRef: { current: () => LoadedConfig } = { current: () => config };
   const artifacts = new ArtifactStore(project.artifactsDir, redactor, () => configRef.current().policy.limits);
+  artifacts.waitRecorded = (callId) => audit.recorded(callId);
   const state = new StateStore(db);
   const tools = opts.tools ?? NATIVE_TOOLS;
   const services = new ServicesImpl(flags, project, config, secrets, redactor, artifacts, state, audit, jobs, log, tools);
@@ -138,7 +145,12 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     services,
     pipeline,
     project,
-    call: (tool, args, callOpts) => pipeline.call(tool, args, callOpts),
+    call: async (tool, args, callOpts) => {
+      const env = await pipeline.call(tool, args, callOpts);
+      // a read's record is written behind its reply; only the stdio server answers before it
+      if (!callOpts?.replyBeforeRecorded) await audit.recorded(env.call_id);
+      return env;
+    },
     federation,
     serverStatuses: () => federation.statuses(),
     reload: (reloadOpts) => {
@@ -155,6 +167,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       await jobs.shutdown();
       await federation.close();
       await services.closeResources();
+      await audit.shutdown();
       artifacts.close();
       db.close();
     },

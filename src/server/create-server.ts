@@ -98,6 +98,7 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
     const client = server.getClientVersion();
     const env = await rt.call(request.params.name, request.params.arguments ?? {}, {
       signal: extra.signal,
+      replyBeforeRecorded: true,
       client: { name: client?.name, version: client?.version },
       confirm: server.getClientCapabilities()?.elicitation ? confirmer : undefined,
       onProgress:
@@ -135,6 +136,7 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
 
   server.setRequestHandler(ListResourcesRequestSchema, async () => {
     const rt = await getRuntime();
+    await rt.services.audit.settle();
     const rows = rt.services.audit.list({ limit: 50 });
     return {
       resources: rows.map((r) => ({

@@ -33,7 +33,7 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
 
   const getRuntime = (): Promise<Runtime> => {
     runtimePromise ??= projectPromise.then(async (project) => {
-      const rt = await createRuntime({ project, env, logListeners: [logToClient], startUpstreams: true });
+      const rt = await createRuntime({ project, env, logListeners: [logToClient], startUpstreams: true, recordWorker: true });
       rt.services.log.info('infra serving', { project: project.dir, found_by: project.source, artifacts: project.artifactsDir });
       // upstream tool lists and config edits change what tools/list shows (src/federation)
       const toolsChanged = (): void => (server as typeof server & { toolsChanged?: () => void }).toolsChanged?.();

@@ -85,6 +85,12 @@ export class GuardedStdioServerTransport implements Transport {
       this.refuse(idFromText(text), -32700, 'Parse error: the line is not valid JSON');
       return;
     }
+    // the common case, a plain request or notification, is checked by hand (the SDK validates
+    // each method's params again); anything else goes through the SDK's schema
+    if (isPlainRequest(value)) {
+      this.onmessage?.(value);
+      return;
+    }
     const parsed = JSONRPCMessageSchema.safeParse(value);
     if (!parsed.success) {
       const id = value && typeof value === 'object' && !Array.isArray(value) ? (value as { id?: unknown }).id : undefined;
@@ -146,4 +152,23 @@ function idFromText(text: string): string | number | undefined {
   } catch {
     return undefined;
   }
+}
+
+const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
+
+/**
+ * A JSON-RPC request or notification that JSONRPCMessageSchema certainly accepts as is: only
+ * its four keys, version "2.0", a string method, a string or integer id, params an object
+ * without `_meta` (a message with `_meta`, or anything else, takes the schema's path).
+ */
+export function isPlainRequest(v: unknown): v is JSONRPCMessage {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
+  const m = v as Record<string, unknown>;
+  if (m.jsonrpc !== '2.0' || typeof m.method !== 'string') return false;
+  for (const k in m) if (!REQUEST_KEYS.has(k)) return false;
+  if ('id' in m && !(typeof m.id === 'string' || Number.isInteger(m.id))) return false;
+  if (m.params === undefined) return !('params' in m);
+  const p = m.params;
+  if (!p || typeof p !== 'object' || Array.isArray(p)) return false;
+  return !('_meta' in p);
 }

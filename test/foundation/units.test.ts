@@ -10,6 +10,8 @@ import { parseArtifactUri } from '../../src/artifacts/uri.js';
 import { parseJsonc } from '../../src/config/jsonc.js';
 import { parseRefs } from '../../src/config/secret-refs.js';
 import { ulid } from '../../src/core/ids.js';
+import { isPlainRequest } from '../../src/server/stdio-transport.js';
+import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 
 describe('redactor', () => {
   const secret = 'hunter2-SECRET-value';
@@ -126,5 +128,38 @@ describe('ids', () => {
       assert.ok(id > prev);
       prev = id;
     }
+  });
+});
+
+describe('stdio transport: the hand check of plain requests', () => {
+  it('accepts only what the SDK schema accepts, unchanged', () => {
+    const samples: unknown[] = [
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'state', arguments: { action: 'get', key: 'k' } } },
+      { jsonrpc: '2.0', id: 'a', method: 'tools/list' },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 1.5, method: 'x' },
+      { jsonrpc: '2.0', id: null, method: 'x' },
+      { jsonrpc: '2.0', id: 1, method: 'x', params: 'str' },
+      { jsonrpc: '2.0', id: 1, method: 'x', params: [] },
+      { jsonrpc: '2.0', id: 1, method: 'x', params: null },
+      { jsonrpc: '2.0', id: 1, method: 'x', params: undefined },
+      { jsonrpc: '2.0', id: 1, method: 'x', extra: true },
+      { jsonrpc: '1.0', id: 1, method: 'x' },
+      { jsonrpc: '2.0', id: 1, method: 7 },
+      { jsonrpc: '2.0', id: 1, method: 'x', params: { _meta: { progressToken: 1.5 } } },
+      { jsonrpc: '2.0', id: 1, result: {} },
+      [{ jsonrpc: '2.0', id: 1, method: 'x' }],
+      null,
+      'text',
+    ];
+    let fast = 0;
+    for (const v of samples) {
+      if (!isPlainRequest(v)) continue;
+      fast++;
+      const parsed = JSONRPCMessageSchema.safeParse(v);
+      assert.equal(parsed.success, true, `hand check accepted what the schema refuses: ${JSON.stringify(v)}`);
+      assert.deepEqual(parsed.data, v);
+    }
+    assert.equal(fast, 3, 'the three plain messages take the fast path');
   });
 });

@@ -34,6 +34,7 @@ export const artifactsTool = defineTool({
       summarize: (r: { entries: unknown[] }) => `${r.entries.length} entries`,
       handler: async (ctx, a) => {
         if (a.uri) return { uri: a.uri, entries: (await ctx.services.artifacts.listDir(a.uri)).slice(0, a.limit) };
+        await ctx.services.audit.settle();
         const rows = ctx.services.audit.list({ query: a.query, limit: a.limit });
         return {
           entries: rows.map((r) => ({

@@ -60,6 +60,8 @@ export const auditTool = defineTool({
       }),
       summarize: (r: { rows: unknown[] }) => `${r.rows.length} rows`,
       handler: async (ctx, a) => {
+        // calls answered a moment ago may still be writing their record
+        await ctx.services.audit.settle();
         const rows = ctx.services.audit.list(a).map(present);
         const last = rows[rows.length - 1];
         return { rows, next_before: rows.length === a.limit && last ? last.id : null };
@@ -74,6 +76,7 @@ export const auditTool = defineTool({
       target: (a) => a.id,
       summarize: (r: { row: Record<string, unknown> }) => `status ${String(r.row.status)}`,
       handler: async (ctx, a) => {
+        await ctx.services.audit.settle();
         const row = ctx.services.audit.get(a.id);
         if (!row) throw notFound(`no audit row ${a.id}`, 'audit {action:"list"} shows recent call ids');
         const children = ctx.services.audit.list({ parent_id: a.id, limit: 1000 }).reverse().map(present);
@@ -87,7 +90,10 @@ export const auditTool = defineTool({
       description: 'Counts by status and by tool/action with durations, optionally since a time',
       input: z.strictObject({ since: z.string().max(40).optional() }),
       summarize: (r: { total: number }) => `${r.total} calls`,
-      handler: async (ctx, a) => ctx.services.audit.stats(a.since),
+      handler: async (ctx, a) => {
+        await ctx.services.audit.settle();
+        return ctx.services.audit.stats(a.since);
+      },
     }),
     defineAction({
       tool: 'audit',

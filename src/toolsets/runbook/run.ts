@@ -344,6 +344,7 @@ export async function executeRun(ctx: ActionContext, r: ResolvedRun, a: RunArgs)
     }
     rec.duration_ms = Date.now() - started;
     if (rec.call_id) {
+      await services.audit.recorded(rec.call_id);
       const row = services.audit.get(rec.call_id);
       if (row?.summary) rec.summary = row.summary;
     }
