@@ -3,10 +3,11 @@
  *
  * 1. latency p50 of `select 1` and of a primary-key lookup
  *      raw      – the same statement on a raw pg Pool (the floor for the Postgres part)
- *      sdk      – a bare MCP SDK round trip (low-level Server, one echo tool, in-memory)
- *      rt.call  – psql.query through the pipeline (validation, policy, audit row, artifacts)
- *      mcp      – the same through infra's MCP server and an SDK Client (in-memory)
- *    target: mcp p50 ≤ 1.5 × (raw p50 + sdk p50)
+ *      sdk      – a bare MCP SDK stdio server with one echo tool (bench/bare-server.mjs)
+ *      infra    – psql.query through infra's stdio server (the bundled cli.js and its record
+ *                 worker, as a client runs it), with an SDK Client
+ *    each measured in its steady state, in alternating blocks (bench/lib.ts alternateBlocks);
+ *    target: infra p50 ≤ 1.5 × (raw p50 + sdk p50)
  * 2. export of 1,000,000 rows to CSV through infra (the real server: a bundled dist-style
  *    cli.js spawned over stdio, export to file_path) vs `psql -c "\copy … to …"`;
  *    target ≤ 1.3×, and the server's peak RSS (VmHWM) < 200 MB.
@@ -18,20 +19,16 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import pg from 'pg';
-import { createRuntime } from '../src/exec/runtime.js';
-import { createServer } from '../src/server/create-server.js';
 import { startPostgres } from '../test/fixtures/postgres.js';
 import { makeProject } from '../test/helpers/project.js';
+import { connectStdio, timeCalls } from './lib.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const WARM = Math.min(300, Math.ceil(N / 5));
 const EXPORT_ROWS = 1_000_000;
-const ROUNDS = 5;
+const ROUNDS = Number(process.env.BENCH_EXPORT_ROUNDS ?? 5);
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 
 interface Stats {
@@ -39,37 +36,24 @@ interface Stats {
   p95: number;
 }
 
-async function measure(name: string, fn: (i: number) => Promise<void>): Promise<Stats> {
-  for (let i = 0; i < WARM; i++) await fn(i);
-  const t: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const s = performance.now();
-    await fn(i);
-    t.push(performance.now() - s);
-  }
-  t.sort((a, b) => a - b);
+function statsOf(name: string, samples: number[]): Stats {
+  const t = [...samples].sort((a, b) => a - b);
   const at = (q: number): number => t[Math.min(t.length - 1, Math.floor(q * t.length))]!;
   const st = { p50: at(0.5), p95: at(0.95) };
   out(`  ${name.padEnd(38)} p50 ${st.p50.toFixed(3)} ms   p95 ${st.p95.toFixed(3)} ms`);
   return st;
 }
 
-function out(s: string): void {
-  process.stdout.write(`${s}\n`);
+/** Each subject in its steady state, in alternating blocks of N / ROUNDS timed calls. */
+async function blocks(subjects: (() => Promise<unknown>)[]): Promise<number[][]> {
+  const out = subjects.map(() => [] as number[]);
+  const per = Math.max(1, Math.round(N / 4));
+  for (let r = 0; r < 4; r++) for (let k = 0; k < subjects.length; k++) out[k]!.push(...(await timeCalls(per, subjects[k]!, WARM)));
+  return out;
 }
 
-async function bareSdk(): Promise<{ client: Client; close: () => Promise<void> }> {
-  const server = new Server({ name: 'bare', version: '0' }, { capabilities: { tools: {} } });
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({
-    tools: [{ name: 'echo', description: 'echo', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } }],
-  }));
-  server.setRequestHandler(CallToolRequestSchema, async (req) => ({
-    content: [{ type: 'text', text: String(req.params.arguments?.text ?? '') }],
-  }));
-  const [a, b] = InMemoryTransport.createLinkedPair();
-  const client = new Client({ name: 'bench', version: '0' });
-  await Promise.all([server.connect(a), client.connect(b)]);
-  return { client, close: async () => void (await client.close(), await server.close()) };
+function out(s: string): void {
+  process.stdout.write(`${s}\n`);
 }
 
 function median(xs: number[]): number {
@@ -96,18 +80,20 @@ async function main(): Promise<void> {
 
     out(`psql bench: PostgreSQL on 127.0.0.1:${cluster.port}, ${N} iterations after ${WARM} warm-up, node ${process.version}`);
     out('');
-    out('1. latency');
+    out('1. latency (stdio servers, steady state, alternating blocks)');
+    // the real server: bundle src/cli.ts and its record worker like tools/build.mjs (not into the shared dist/)
+    const { bundle } = (await import(join(root, 'tools', 'build.mjs'))) as {
+      bundle: (o: { outfile: string; entry?: string }) => Promise<string>;
+    };
+    const cacheDir = join(root, 'node_modules', '.cache', 'infra-bench');
+    const cli = await bundle({ outfile: join(cacheDir, 'cli.js') });
+    await bundle({ outfile: join(cacheDir, 'record-worker.js'), entry: join(root, 'src', 'audit', 'record-worker.ts') });
     const pool = new pg.Pool({ connectionString: cluster.url('reader'), max: 4 });
-    const bare = await bareSdk();
-    const rt = await createRuntime({ projectDir: project.infraDir, env });
-    const mcpServer = createServer(async () => rt);
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: 'bench', version: '0' });
-    await Promise.all([mcpServer.connect(a), client.connect(b)]);
-    await client.listTools();
-
-    const sdk = await measure('bare SDK round trip (in-memory)', async () => {
-      await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
+    const bare = await connectStdio(process.execPath, [join(root, 'bench', 'bare-server.mjs')], {});
+    const infra = await connectStdio(process.execPath, [cli], {
+      MCP_PROFILES_DIR: project.infraDir,
+      BENCH_DB_URL: cluster.url('reader'),
+      INFRA_LOG_LEVEL: 'warn',
     });
     const key = (i: number): number => 1 + ((i * 7919) % 100000);
     const cases = [
@@ -117,36 +103,37 @@ async function main(): Promise<void> {
     const verdicts: string[] = [];
     for (const c of cases) {
       out(`  -- ${c.name}`);
-      const raw = await measure(`raw pg Pool`, async (i) => {
-        await pool.query(c.sql, c.params(i));
-      });
-      const viaRt = await measure(`infra rt.call psql.query`, async (i) => {
-        const e = await rt.call('psql', { action: 'query', profile: 'db', sql: c.sql, params: c.params(i) });
-        if (!e.ok) throw new Error(JSON.stringify(e.error));
-      });
-      const viaMcp = await measure(`infra over MCP (in-memory Client)`, async (i) => {
-        const r = await client.callTool({ name: 'psql', arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(i) } });
-        if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
-      });
+      let i = 0;
+      let j = 0;
+      const [rawT, sdkT, infraT] = await blocks([
+        async () => {
+          await pool.query(c.sql, c.params(i++));
+        },
+        async () => {
+          await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
+        },
+        async () => {
+          const r = await infra.client.callTool({
+            name: 'psql',
+            arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(j++) },
+          });
+          if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+        },
+      ]);
+      const raw = statsOf('raw pg Pool', rawT!);
+      const sdk = statsOf('bare SDK stdio round trip (echo)', sdkT!);
+      const viaMcp = statsOf('infra stdio server psql.query', infraT!);
       const floor = raw.p50 + sdk.p50;
-      out(
-        `     pipeline overhead rt.call − raw = ${(viaRt.p50 - raw.p50).toFixed(3)} ms; rt.call / (raw + sdk) = ${(viaRt.p50 / floor).toFixed(2)}×`,
-      );
       verdicts.push(
-        `${c.name}: mcp p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}`,
+        `${c.name}: infra p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}`,
       );
     }
-    await client.close();
-    await mcpServer.close();
-    await bare.close();
+    await infra.client.close();
+    await bare.client.close();
     await pool.end();
-    await rt.close();
 
     out('');
     out(`2. export of ${EXPORT_ROWS.toLocaleString('en')} rows to CSV`);
-    // the real server: bundle src/cli.ts like tools/build.mjs (not into the shared dist/)
-    const { bundle } = (await import(join(root, 'tools', 'build.mjs'))) as { bundle: (o: { outfile: string }) => Promise<string> };
-    const cli = await bundle({ outfile: join(root, 'node_modules', '.cache', 'infra-bench', 'cli.js') });
     const psqlBin = join(cluster.binDir, 'psql');
     const transport = new StdioClientTransport({
       command: process.execPath,

@@ -66,6 +66,40 @@ export interface PrivilegeReport {
  * registers their values with the redactor); `addSecret` registers a literal password found in
  * a url. TLS follows libpq's sslmode meanings as far as Node can: prefer behaves as disable.
  */
+const targetCache = new WeakMap<PostgresProfile, { key: string; target: PgTarget; until: number }>();
+const TARGET_CACHE_MS = 5000;
+
+/**
+ * buildTarget, remembered for a few seconds per profile (a reload makes new profile objects)
+ * and its resolved references: parsing the url and reading a CA file on every call cost more
+ * than the query itself.
+ */
+export async function cachedTarget(
+  name: string,
+  profile: PostgresProfile,
+  resolve: (value: string, where: string) => string,
+  addSecret: (value: string) => void,
+  baseDir: string,
+  now = Date.now(),
+): Promise<PgTarget> {
+  const where = `profiles.json: ${name}`;
+  const r = (v: string | undefined, field: string): string => (v === undefined ? '' : resolve(v, `${where}.${field}`));
+  const key = [
+    name,
+    baseDir,
+    r(profile.url, 'url'),
+    r(profile.host, 'host'),
+    r(profile.database, 'database'),
+    r(profile.user, 'user'),
+    r(profile.password, 'password'),
+  ].join('\0');
+  const hit = targetCache.get(profile);
+  if (hit && hit.key === key && hit.until > now) return hit.target;
+  const target = await buildTarget(name, profile, resolve, addSecret, baseDir);
+  targetCache.set(profile, { key, target, until: now + TARGET_CACHE_MS });
+  return target;
+}
+
 export async function buildTarget(
   name: string,
   profile: PostgresProfile,

@@ -4,7 +4,7 @@ import type { ActionContext } from '../../core/define-action.js';
 import { ToolError } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
 import type { PostgresProfile } from '../../config/schemas.js';
-import { buildTarget, PgPools, type PgSession, type PgTarget } from '../../adapters/pg-pools.js';
+import { cachedTarget, PgPools, type PgSession, type PgTarget } from '../../adapters/pg-pools.js';
 import type { BatchStep, FieldInfo, StepResult } from '../../adapters/pg-batch.js';
 
 /** Fields shared by several actions: one definition each, so the merged listing stays exact. */
@@ -106,7 +106,7 @@ export function pools(services: Services): PgPools {
 }
 
 export async function targetFor(services: Services, picked: PickedProfile): Promise<PgTarget> {
-  return buildTarget(
+  return cachedTarget(
     picked.name,
     picked.profile,
     (v, where) => services.secrets.resolve(v, where),
@@ -160,12 +160,17 @@ export function statementTimeout(ctx: ActionContext, profile: PostgresProfile): 
 /**
  * BEGIN READ ONLY; statement_timeout; <inner steps>; ROLLBACK; release session advisory locks
  * — one round trip. Returns the inner steps' results. When a step fails the server skips the
- * rest, and the transaction is rolled back here.
+ * rest, and the transaction is rolled back here. The timeout is set by a query, so by the time
+ * the user's statement runs the transaction has run a query, and `SET TRANSACTION READ WRITE`
+ * is refused by Postgres.
  */
 export async function runReadOnly(s: PgSession, ctx: ActionContext, timeoutMs: number, inner: BatchStep[]): Promise<StepResult[]> {
-  const steps: BatchStep[] = [
+  const head: BatchStep[] = [
     { text: 'BEGIN READ ONLY' },
     { text: "SELECT set_config('statement_timeout', $1, true)", values: [String(timeoutMs)] },
+  ];
+  const steps: BatchStep[] = [
+    ...head,
     ...inner,
     { text: 'ROLLBACK' },
     // session-level advisory locks survive ROLLBACK; a pooled connection must not keep one
@@ -173,7 +178,7 @@ export async function runReadOnly(s: PgSession, ctx: ActionContext, timeoutMs: n
   ];
   try {
     const results = await s.run(steps, ctx.signal, ctx.action);
-    return results.slice(2, 2 + inner.length);
+    return results.slice(head.length, head.length + inner.length);
   } catch (e) {
     await cleanup(s);
     throw e;
