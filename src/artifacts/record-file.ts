@@ -1,5 +1,5 @@
-import { mkdirSync, promises as fsp, renameSync, writeFileSync } from 'node:fs';
-import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { writeFileAtomicSync } from './atomic-file.js';
 
 /** A call's call.json, written after its reply (DESIGN §6, docs/DECISIONS.md). */
 export interface RecordFile {
@@ -22,15 +22,4 @@ export function writeRecordFileSync(f: RecordFile): void {
   }
   mkdirSync(f.dir, { recursive: true, mode: 0o700 });
   writeFileAtomicSync(f.path, f.data);
-}
-
-/** writeRecordFileSync through the thread pool (when no record worker runs). */
-export async function writeRecordFile(f: RecordFile): Promise<void> {
-  if (f.spareFile) {
-    await fsp.writeFile(f.spareFile, f.data, { flag: 'r+' });
-    await fsp.rename(f.spareFile, f.path);
-    return;
-  }
-  await fsp.mkdir(f.dir, { recursive: true, mode: 0o700 });
-  await writeFileAtomic(f.path, f.data);
 }

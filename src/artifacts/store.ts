@@ -96,7 +96,7 @@ export class ArtifactStore {
 
   /**
    * call.json of a call recorded after its reply (DESIGN §6, docs/DECISIONS.md): redacted here,
-   * written by the record worker (or the thread pool). Takes the spare file of a directory the
+   * written by the record worker (or on the main thread right after the reply). Takes the spare file of a directory the
    * call already made, so nothing is left behind.
    */
   recordFile(callId: string, data: string): RecordFile {

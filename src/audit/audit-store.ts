@@ -4,7 +4,7 @@ import type { Database } from './db.js';
 import { ownerAlive, type Owner } from './owner.js';
 import { encodeTime } from '../core/ids.js';
 import { invalid } from '../core/errors.js';
-import { writeRecordFile, type RecordFile } from '../artifacts/record-file.js';
+import { writeRecordFileSync, type RecordFile } from '../artifacts/record-file.js';
 import { RecordWorkerClient, type BatchItem } from './recorder.js';
 
 export type AuditStatus = 'running' | 'ok' | 'error' | 'denied' | 'invalid' | 'timeout' | 'cancelled' | 'interrupted';
@@ -322,8 +322,8 @@ export class AuditStore {
   }
 
   /**
-   * Closes a write-behind row once its call.json is written (by the record worker, or through
-   * the thread pool). A call.json that cannot be written is named in the row's summary.
+   * Closes a write-behind row once its call.json is written (by the record worker, or on this
+   * thread right after the reply). A call.json that cannot be written is named in the row.
    */
   closeWithRecord(id: string, close: AuditClose, file: RecordFile): void {
     if (!this.closed && this.worker?.alive) {
@@ -337,15 +337,23 @@ export class AuditStore {
         this.log?.error('audit row could not be closed', { call_id: id, error: (e as Error).message });
       }
     };
+    // right after the reply went out (the check phase of this turn of the event loop): one
+    // synchronous write, not a chain of thread-pool steps that a busy loop would spread out
     this.track(
       id,
-      writeRecordFile(file).then(
-        () => done(close),
-        (e: unknown) => {
-          this.log?.error('call.json could not be written', { call_id: id, error: (e as Error).message });
-          done(closeWithoutRecord(close, e));
-        },
-      ),
+      new Promise<void>((resolve) => {
+        setImmediate(() => {
+          let c = close;
+          try {
+            writeRecordFileSync(file);
+          } catch (e) {
+            this.log?.error('call.json could not be written', { call_id: id, error: (e as Error).message });
+            c = closeWithoutRecord(close, e);
+          }
+          done(c);
+          resolve();
+        });
+      }),
     );
   }
 

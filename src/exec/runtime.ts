@@ -29,7 +29,7 @@ export interface RuntimeOptions {
   logListeners?: LogListener[] | undefined;
   /**
    * Record read calls on a worker thread (the stdio server); otherwise they are recorded on
-   * the main thread, through the thread pool.
+   * the main thread, right after the reply.
    */
   recordWorker?: boolean | undefined;
   /** Start servers.json servers marked `start: "startup"` (the stdio server; not one-shot CLI commands). */
