@@ -201,8 +201,7 @@ export class AuditStore {
    * unknown or already closed.
    */
   private closeOne(id: string, close: AuditClose, head: { seq: number; hash: string }): { seq: number; hash: string } | undefined {
-    let queued = this.queuedOpens.get(id);
-    if (queued && this.selectRow.get(id)) queued = undefined; // replayed: already inserted
+    const queued = this.queuedOpens.get(id);
     // this process's own open rows are known; rows of ended processes are read back
     const row = queued ?? this.openRows.get(id) ?? (this.selectRow.get(id) as AuditRow | undefined);
     if (!row || row.status !== 'running') return undefined;
@@ -220,10 +219,10 @@ export class AuditStore {
       prev_hash: head.hash,
     };
     closed.hash = rowHash(closed);
-    if (queued) {
-      const { artifact_pruned: _p, ...fields } = closed;
-      this.insertClosedStmt.run(fields);
-    } else {
+    const { artifact_pruned: _p, ...fields } = closed;
+    // a queued row is inserted closed, unless it is there already (a replayed batch): then it
+    // is closed in place like any other, or left alone when it is closed too
+    if (!queued || this.insertClosedStmt.run(fields).changes === 0) {
       const changed = this.closeStmt.run({
         id,
         seq: closed.seq,
