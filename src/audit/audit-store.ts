@@ -200,8 +200,13 @@ export class AuditStore {
    * inserted closed, any other is updated. Returns the new head, or undefined when the row is
    * unknown or already closed.
    */
-  private closeOne(id: string, close: AuditClose, head: { seq: number; hash: string }): { seq: number; hash: string } | undefined {
-    const queued = this.queuedOpens.get(id);
+  private closeOne(
+    id: string,
+    close: AuditClose,
+    head: { seq: number; hash: string },
+    stored = false,
+  ): { seq: number; hash: string } | undefined {
+    const queued = stored ? undefined : this.queuedOpens.get(id);
     // this process's own open rows are known; rows of ended processes are read back
     const row = queued ?? this.openRows.get(id) ?? (this.selectRow.get(id) as AuditRow | undefined);
     if (!row || row.status !== 'running') return undefined;
@@ -219,10 +224,12 @@ export class AuditStore {
       prev_hash: head.hash,
     };
     closed.hash = rowHash(closed);
-    const { artifact_pruned: _p, ...fields } = closed;
-    // a queued row is inserted closed, unless it is there already (a replayed batch): then it
-    // is closed in place like any other, or left alone when it is closed too
-    if (!queued || this.insertClosedStmt.run(fields).changes === 0) {
+    if (queued) {
+      const { artifact_pruned: _p, ...fields } = closed;
+      // a queued row is inserted closed, unless it is there already (a replayed batch): then
+      // the stored row is closed in place like any other, or left alone when it is closed too
+      if (this.insertClosedStmt.run(fields).changes === 0) return this.closeOne(id, close, head, true);
+    } else {
       const changed = this.closeStmt.run({
         id,
         seq: closed.seq,

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { BoundedSink } from '../artifacts/bounded-sink.js';
 import { callUri } from '../artifacts/uri.js';
-import type { AuditStatus } from '../audit/audit-store.js';
+import type { AuditOpen, AuditStatus } from '../audit/audit-store.js';
 import {
   maxEffect,
   type ActionContext,
@@ -236,7 +236,7 @@ export class Pipeline {
     if (opts.deadline !== undefined && !asJob) deadline = Math.min(deadline, opts.deadline);
     const redactedArgs = services.redactor.redactValue({ action, ...rest });
     const behind = !asJob && this.mayRecordBehind(effect);
-    const notOpened = this.openAuditRow(callId, startedAt, toolName, action, target, redactedArgs, opts, behind);
+    const notOpened = this.openAuditRow(openRow(callId, startedAt, toolName, action, target, redactedArgs, opts), behind);
     if (notOpened) return notOpened;
 
     const controller = new AbortController();
@@ -346,7 +346,7 @@ export class Pipeline {
     if (opts.deadline !== undefined) deadline = Math.min(deadline, opts.deadline);
     const redactedArgs = services.redactor.redactValue(args);
     const behind = this.mayRecordBehind(up.effect);
-    const notOpened = this.openAuditRow(callId, startedAt, tool.name, action, up.server, redactedArgs, opts, behind);
+    const notOpened = this.openAuditRow(openRow(callId, startedAt, tool.name, action, up.server, redactedArgs, opts), behind);
     if (notOpened) return notOpened;
     const controller = new AbortController();
     linkCancellation(opts.signal, controller);
@@ -611,38 +611,15 @@ export class Pipeline {
   }
 
   /** Inserts the `running` row before the handler starts; an error envelope when it cannot. */
-  private openAuditRow(
-    callId: string,
-    startedAt: number,
-    tool: string,
-    action: string | undefined,
-    target: string | undefined,
-    redactedArgs: unknown,
-    opts: CallOptions,
-    behind: boolean,
-  ): ErrorEnvelope | undefined {
+  private openAuditRow(row: AuditOpen, behind: boolean): ErrorEnvelope | undefined {
     try {
-      this.services.audit.open(
-        {
-          id: callId,
-          parent_id: opts.parentId,
-          started_at: new Date(startedAt).toISOString(),
-          tool,
-          action,
-          target,
-          args: clampJson(redactedArgs),
-          artifact: callUri(callId),
-          client_name: opts.client?.name,
-          client_version: opts.client?.version,
-        },
-        { behind },
-      );
+      this.services.audit.open(row, { behind });
       return undefined;
     } catch (e) {
       this.services.log.error('audit row could not be opened; refusing the call', { error: (e as Error).message });
       return {
         ok: false,
-        call_id: callId,
+        call_id: row.id,
         error: { code: 'INTERNAL', message: `the audit index could not record this call: ${(e as Error).message}`, retryable: true },
       };
     }
@@ -664,18 +641,7 @@ export class Pipeline {
     const env = errorEnvelope(callId, tool, action, startedAt, err, services);
     const args = services.redactor.redactValue(rawArgs);
     try {
-      services.audit.open({
-        id: callId,
-        parent_id: opts.parentId,
-        started_at: new Date(startedAt).toISOString(),
-        tool,
-        action,
-        target,
-        args: clampJson(args),
-        artifact: callUri(callId),
-        client_name: opts.client?.name,
-        client_version: opts.client?.version,
-      });
+      services.audit.open(openRow(callId, startedAt, tool, action, target, args, opts));
       await services.artifacts.writeCallFile(
         callId,
         'call.json',
@@ -804,6 +770,30 @@ function errorEnvelope(
       ...(err.details ? { details: services.redactor.redactValue(err.details) } : {}),
     },
     artifact: callUri(callId),
+  };
+}
+
+/** The `running` row of a call: its redacted arguments (clamped), artifact and client. */
+function openRow(
+  callId: string,
+  startedAt: number,
+  tool: string,
+  action: string | undefined,
+  target: string | undefined,
+  redactedArgs: unknown,
+  opts: CallOptions,
+): AuditOpen {
+  return {
+    id: callId,
+    parent_id: opts.parentId,
+    started_at: new Date(startedAt).toISOString(),
+    tool,
+    action,
+    target,
+    args: clampJson(redactedArgs),
+    artifact: callUri(callId),
+    client_name: opts.client?.name,
+    client_version: opts.client?.version,
   };
 }
 
