@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { rowHash, type AuditRow } from '../src/audit/audit-store.js';
 import { createRuntime } from '../src/exec/runtime.js';
-import { fmt, printFigures, stats, type Figure } from './lib.js';
+import { fmt, printFigures, stats, timeCalls, type Figure } from './lib.js';
 
 const TOOLS: [string, string][] = [
   ['ssh', 'exec'],
@@ -74,16 +74,6 @@ function generate(dbPath: string, n: number): void {
   db.close();
 }
 
-async function timeMany(n: number, fn: () => unknown): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await fn();
-    out.push(performance.now() - t);
-  }
-  return out;
-}
-
 export async function auditBench(rows = Number(process.env.BENCH_AUDIT_ROWS ?? 1_000_000)): Promise<Figure[]> {
   const dir = mkdtempSync(join(tmpdir(), 'infra-bench-audit-'));
   const infraDir = join(dir, '.infra');
@@ -123,12 +113,16 @@ export async function auditBench(rows = Number(process.env.BENCH_AUDIT_ROWS ?? 1
     for (const l of lists) {
       const stmt = raw.prepare(l.sql);
       const n = l.name.startsWith('text') ? 5 : 50;
-      const base = stats(await timeMany(n, () => stmt.all(...l.params)));
+      const base = stats(await timeCalls(n, async () => stmt.all(...l.params), 0));
       const infra = stats(
-        await timeMany(n, async () => {
-          const r = await rt.call('audit', { action: 'list', ...l.args });
-          if (!r.ok) throw new Error(JSON.stringify(r.error));
-        }),
+        await timeCalls(
+          n,
+          async () => {
+            const r = await rt.call('audit', { action: 'list', ...l.args });
+            if (!r.ok) throw new Error(JSON.stringify(r.error));
+          },
+          0,
+        ),
       );
       figures.push({ name: `audit list, ${l.name} (p50)`, value: fmt(infra.p50), baseline: fmt(base.p50), ratio: infra.p50 / base.p50 });
     }
@@ -140,9 +134,13 @@ export async function auditBench(rows = Number(process.env.BENCH_AUDIT_ROWS ?? 1
     const walkMs = performance.now() - w0;
 
     const idle = stats(
-      await timeMany(200, async () => {
-        await rt.call('state', { action: 'get', key: 'missing' });
-      }),
+      await timeCalls(
+        200,
+        async () => {
+          await rt.call('state', { action: 'get', key: 'missing' });
+        },
+        0,
+      ),
     );
     let verifying = true;
     const during: number[] = [];

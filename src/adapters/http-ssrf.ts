@@ -137,40 +137,29 @@ export function classifyAddress(input: string | ipaddr.IPv4 | ipaddr.IPv6): { cl
 /** Refuses an address under the options; undefined when it may be connected to. */
 export function checkAddress(address: string, opts: SsrfOptions, subject = address): SsrfRefusal | undefined {
   const c = classifyAddress(address);
+  const refuse = (allowKey: SsrfRefusal['allowKey'], what: string): SsrfRefusal => ({
+    subject,
+    class: c.class,
+    address: c.address,
+    allowKey,
+    message: `${describe(subject, c.address)} is ${what}`,
+  });
   switch (c.class) {
     case 'metadata':
     case 'link_local':
       if (opts.allowLinkLocal) return undefined;
-      return {
-        subject,
-        class: c.class,
-        address: c.address,
-        allowKey: 'allow_link_local',
-        message:
-          c.class === 'metadata'
-            ? `${describe(subject, c.address)} is a cloud metadata endpoint`
-            : `${describe(subject, c.address)} is a link-local address (169.254.0.0/16, fe80::/10)`,
-      };
+      return refuse(
+        'allow_link_local',
+        c.class === 'metadata' ? 'a cloud metadata endpoint' : 'a link-local address (169.254.0.0/16, fe80::/10)',
+      );
     case 'loopback':
     case 'private':
     case 'unspecified':
       if (opts.allowPrivate) return undefined;
-      return {
-        subject,
-        class: c.class,
-        address: c.address,
-        allowKey: 'allow_private',
-        message: `${describe(subject, c.address)} is a ${c.class === 'private' ? 'private' : 'loopback'} address and private addresses are not allowed`,
-      };
+      return refuse('allow_private', `a ${c.class === 'private' ? 'private' : 'loopback'} address and private addresses are not allowed`);
     case 'special':
       if (opts.allowPrivate) return undefined;
-      return {
-        subject,
-        class: c.class,
-        address: c.address,
-        allowKey: 'allow_private',
-        message: `${describe(subject, c.address)} is a multicast, broadcast or reserved address and non-public addresses are not allowed`,
-      };
+      return refuse('allow_private', 'a multicast, broadcast or reserved address and non-public addresses are not allowed');
     case 'public':
       return undefined;
   }

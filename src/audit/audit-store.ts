@@ -254,6 +254,10 @@ export class AuditStore {
    * `behind`, when it joins the next batch, at most FLUSH_DELAY_MS away.
    */
   open(row: AuditOpen, opts: { behind?: boolean } = {}): void {
+    if (opts.behind && !this.closed && this.worker?.alive) {
+      this.worker.open(row);
+      return;
+    }
     const full: AuditRow = {
       id: row.id,
       seq: null,
@@ -278,10 +282,6 @@ export class AuditStore {
       hash: null,
       artifact_pruned: 0,
     };
-    if (opts.behind && !this.closed && this.worker?.alive) {
-      this.worker.open(row);
-      return;
-    }
     if (opts.behind && !this.closed) {
       this.queuedOpens.set(row.id, full);
       this.scheduleFlush();

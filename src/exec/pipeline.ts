@@ -198,18 +198,7 @@ export class Pipeline {
         false);
     if (!opts.preconfirmed && mustConfirm) {
       const key = `${toolName}.${action}`;
-      const ok = opts.confirm
-        ? await opts
-            .confirm({
-              tool: toolName,
-              action: action!,
-              key,
-              message: confirmMessage(toolName, action!, effect, target, args),
-              args: services.redactor.redactValue(args),
-            })
-            .catch(() => false)
-        : false;
-      if (!ok) {
+      if (!(await askConfirm(opts, services, toolName, action!, key, effect, target, args))) {
         return refuse(
           'denied',
           new ToolError(
@@ -319,18 +308,7 @@ export class Pipeline {
     let confirmed = opts.preconfirmed === true;
     if (!confirmed && needsConfirm(tool.name, action, up.effect, services)) {
       const key = `${tool.name}.${action}`;
-      const ok = opts.confirm
-        ? await opts
-            .confirm({
-              tool: tool.name,
-              action,
-              key,
-              message: confirmMessage(tool.name, action, up.effect, up.server, args),
-              args: services.redactor.redactValue(args),
-            })
-            .catch(() => false)
-        : false;
-      if (!ok) {
+      if (!(await askConfirm(opts, services, tool.name, action, key, up.effect, up.server, args))) {
         return refuse(
           'denied',
           new ToolError('DENIED', `${tool.name} needs the user's confirmation, which was declined or not possible`, {
@@ -666,6 +644,23 @@ export class Pipeline {
     this.closeAudit(callId, this.closePayload(startedAt, status, env, undefined, rawArgs, undefined, target));
     return env;
   }
+}
+
+/** Asks the user through the call's confirmer; false when declined, impossible or failed. */
+function askConfirm(
+  opts: CallOptions,
+  services: Services,
+  tool: string,
+  action: string,
+  key: string,
+  effect: Effect,
+  target: string | undefined,
+  args: Record<string, unknown>,
+): Promise<boolean> {
+  if (!opts.confirm) return Promise.resolve(false);
+  return opts
+    .confirm({ tool, action, key, message: confirmMessage(tool, action, effect, target, args), args: services.redactor.redactValue(args) })
+    .catch(() => false);
 }
 
 function confirmMessage(tool: string, action: string, effect: Effect, target: string | undefined, args: Record<string, unknown>): string {
