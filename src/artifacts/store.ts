@@ -108,6 +108,8 @@ export class ArtifactStore {
 
   /** Set by the runtime: resolves once a call's record (call.json included) is written. */
   waitRecorded: (callId: string) => Promise<void> = () => Promise.resolve();
+  /** Set by the runtime: resolves once every call's record is written (listing calls/). */
+  waitAllRecorded: () => Promise<void> = () => Promise.resolve();
 
   /** Leaves no spare directories behind. */
   close(): void {
@@ -175,7 +177,7 @@ export class ArtifactStore {
   async resolve(uri: string): Promise<{ path: string; type: 'file' | 'dir' }> {
     const segs = parseArtifactUri(uri);
     // a call answered a moment ago may still be writing its call.json
-    if (segs[0] === 'calls' && segs[1] !== undefined) await this.waitRecorded(segs[1]);
+    if (segs[0] === 'calls') await (segs[1] === undefined ? this.waitAllRecorded() : this.waitRecorded(segs[1]));
     const root = this.realRoot();
     const path = join(root, ...segs);
     let st;

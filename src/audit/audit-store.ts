@@ -6,6 +6,7 @@ import { encodeTime } from '../core/ids.js';
 import { invalid } from '../core/errors.js';
 import { writeRecordFileSync, type RecordFile } from '../artifacts/record-file.js';
 import { RecordWorkerClient, type BatchItem } from './recorder.js';
+import { RecordJournal } from '../artifacts/record-journal.js';
 
 export type AuditStatus = 'running' | 'ok' | 'error' | 'denied' | 'invalid' | 'timeout' | 'cancelled' | 'interrupted';
 
@@ -111,6 +112,8 @@ const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** How long a write-behind row may wait in memory before its batch is committed. */
 export const FLUSH_DELAY_MS = 2;
+/** No read recorded for this long: this thread's record journal is laid out. */
+const IDLE_LAYOUT_MS = 100;
 /** A batch this big is committed at once, whatever the delay. */
 const FLUSH_MAX_ROWS = 256;
 
@@ -146,6 +149,11 @@ export class AuditStore {
   private flushFailures = 0;
   private closed = false;
   private worker: RecordWorkerClient | undefined;
+  /** Where this thread keeps call.json of reads until idle (no record worker); see recordIn. */
+  private journal: RecordJournal | undefined;
+  private callsDir: string | undefined;
+  private layOutTimer: NodeJS.Timeout | undefined;
+  private lastRecordAt = 0;
 
   constructor(
     private readonly db: Database,
@@ -315,52 +323,98 @@ export class AuditStore {
    */
   startWorker(dbPath: string, entry?: URL): boolean {
     const log = this.log ?? { error: () => undefined };
-    this.worker = RecordWorkerClient.start(dbPath, this.owner, log, (items) => this.replay(items), entry);
+    this.worker = RecordWorkerClient.start(dbPath, this.owner, log, (items) => this.replay(items), entry, this.callsDir);
     return this.worker !== undefined;
+  }
+
+  /**
+   * call.json of reads goes to a record journal in `callsDir` and is laid out when idle
+   * (src/artifacts/record-journal.ts). Call before startWorker. Without it each is written at once.
+   */
+  recordIn(callsDir: string): void {
+    this.callsDir = callsDir;
   }
 
   /** Records on this thread what an ended record worker had not committed. */
   private replay(items: BatchItem[]): void {
     for (const item of items) {
-      if (item.open) this.open(item.open, { behind: true });
-      if (item.close) this.closeWithRecord(item.close.id, item.close.close, item.close.file);
+      try {
+        if (item.open) this.open(item.open, { behind: true });
+        if (item.close) this.record(item.close.id, item.close.close, item.close.file);
+      } catch (e) {
+        this.log?.error('a record the worker left could not be replayed', { error: (e as Error).message });
+      }
     }
   }
 
   /**
-   * Closes a write-behind row once its call.json is written (by the record worker, or on this
-   * thread right after the reply). A call.json that cannot be written is named in the row.
+   * Closes a write-behind row after the reply: `build` makes its close and call.json in the
+   * check phase of this turn of the event loop (after the reply was written), then the record
+   * worker writes and commits them, or this thread does in one synchronous write when there is
+   * no worker. A call.json that cannot be written is named in the row.
    */
-  closeWithRecord(id: string, close: AuditClose, file: RecordFile): void {
-    if (!this.closed && this.worker?.alive) {
-      this.worker.close(id, close, file);
-      return;
-    }
-    const done = (c: AuditClose): void => {
-      try {
-        if (!this.close(id, c, { behind: true })) this.log?.error('no open audit row to close', { call_id: id });
-      } catch (e) {
-        this.log?.error('audit row could not be closed', { call_id: id, error: (e as Error).message });
-      }
-    };
-    // right after the reply went out (the check phase of this turn of the event loop): one
-    // synchronous write, not a chain of thread-pool steps that a busy loop would spread out
+  closeWithRecord(id: string, build: () => { close: AuditClose; file: RecordFile }): void {
     this.track(
       id,
       new Promise<void>((resolve) => {
         setImmediate(() => {
-          let c = close;
           try {
-            writeRecordFileSync(file);
+            const { close, file } = build();
+            this.record(id, close, file);
           } catch (e) {
-            this.log?.error('call.json could not be written', { call_id: id, error: (e as Error).message });
-            c = closeWithoutRecord(close, e);
+            this.log?.error('the record of a call could not be built', { call_id: id, error: (e as Error).message });
           }
-          done(c);
           resolve();
         });
       }),
     );
+  }
+
+  /** Hands a close and its call.json to the record worker, or records both on this thread. */
+  private record(id: string, close: AuditClose, file: RecordFile): void {
+    if (!this.closed && this.worker?.alive) {
+      this.worker.close(id, close, file);
+      return;
+    }
+    let c = close;
+    if (!this.closed && this.callsDir && this.journalFor(this.callsDir).append([{ id, file }])) {
+      this.lastRecordAt = Date.now();
+      if (this.journal!.due()) this.journal!.layOut();
+      else this.scheduleLayOut();
+    } else {
+      try {
+        writeRecordFileSync(file);
+      } catch (e) {
+        this.log?.error('call.json could not be written', { call_id: id, error: (e as Error).message });
+        c = closeWithoutRecord(close, e);
+      }
+    }
+    try {
+      if (!this.close(id, c, { behind: true })) this.log?.error('no open audit row to close', { call_id: id });
+    } catch (e) {
+      this.log?.error('audit row could not be closed', { call_id: id, error: (e as Error).message });
+    }
+  }
+
+  private journalFor(callsDir: string): RecordJournal {
+    return (this.journal ??= new RecordJournal(callsDir, this.owner, 'main', this.log));
+  }
+
+  /** Lays out this thread's journal once no call has been recorded for IDLE_LAYOUT_MS. */
+  private scheduleLayOut(): void {
+    if (this.layOutTimer) return;
+    const check = (): void => {
+      const quiet = Date.now() - this.lastRecordAt;
+      if (quiet < IDLE_LAYOUT_MS && !this.journal?.due()) {
+        this.layOutTimer = setTimeout(check, IDLE_LAYOUT_MS - quiet);
+        this.layOutTimer.unref();
+        return;
+      }
+      this.layOutTimer = undefined;
+      this.journal?.layOut();
+    };
+    this.layOutTimer = setTimeout(check, IDLE_LAYOUT_MS);
+    this.layOutTimer.unref();
   }
 
   /** Commits the write-behind batch now (every read of the index calls this first). */
@@ -425,21 +479,29 @@ export class AuditStore {
     if (p) await p.catch(() => undefined);
     if (this.worker) await this.worker.recorded(id);
     this.flush();
+    if (this.journal?.has(id)) this.journal.layOut([id]);
   }
 
-  /** Resolves once every recording started so far is committed (before reads and at shutdown). */
-  async settle(): Promise<void> {
+  /**
+   * Resolves once every recording started so far is committed (before reads and at shutdown);
+   * with `files`, once every call.json is laid out too.
+   */
+  async settle(opts: { files?: boolean } = {}): Promise<void> {
     while (this.recording.size > 0) await Promise.allSettled([...this.recording.values()]);
-    if (this.worker) await this.worker.flush();
+    if (this.worker) await this.worker.flush(opts.files ? 'all' : undefined);
     this.flush();
+    if (opts.files) this.journal?.layOut();
   }
 
-  /** Settles, commits, and writes everything through from now on (shutdown). */
+  /** Settles, commits, lays out every call.json, and writes everything through from now on (shutdown). */
   async shutdown(): Promise<void> {
     await this.settle();
     this.closed = true;
+    if (this.layOutTimer) clearTimeout(this.layOutTimer);
+    this.layOutTimer = undefined;
     await this.worker?.stop();
     this.flush();
+    this.journal?.close();
   }
 
   /**

@@ -5,6 +5,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeRecordFileSync } from '../artifacts/record-file.js';
+import { RecordJournal } from '../artifacts/record-journal.js';
 import { AuditStore, closeWithoutRecord } from './audit-store.js';
 import { openDatabase } from './db.js';
 import type { Owner } from './owner.js';
@@ -22,31 +23,45 @@ try {
   /* not Linux, or not permitted: normal priority */
 }
 
-const { dbPath, owner } = workerData as { dbPath: string; owner: Owner };
+const { dbPath, owner, callsDir } = workerData as { dbPath: string; owner: Owner; callsDir?: string };
 const post = (m: WorkerReply): void => port.postMessage(m);
-/** The last batch handled, and the last flush request seen. */
+const log = { error: (msg: string, fields?: Record<string, unknown>) => post({ t: 'log', msg, fields }) };
+/** The last batch handled, the last flush request seen, the last batch whose files are all laid out. */
 let batch = 0;
 let token = 0;
+let laid = 0;
 const db = openDatabase(dbPath);
-const store = new AuditStore(db, owner, { error: (msg, fields) => post({ t: 'log', msg, fields }) }, () =>
-  post({ t: 'done', upTo: batch, token }),
-);
+const store = new AuditStore(db, owner, log, () => post({ t: 'done', upTo: batch, token, laid }));
+/** call.json of reads waits here until the server is idle (src/artifacts/record-journal.ts). */
+const journal = callsDir ? new RecordJournal(callsDir, owner, 'worker', log) : undefined;
+/** No batch for this long: the server is idle, and the journal's records are laid out. */
+const IDLE_MS = 100;
+let idleTimer: NodeJS.Timeout | undefined;
 
-function closeCall(c: NonNullable<BatchItem['close']>): void {
+function closeCall(c: NonNullable<BatchItem['close']>, journaled: boolean): void {
   let close = c.close;
-  try {
-    writeRecordFileSync(c.file);
-  } catch (e) {
-    post({ t: 'log', msg: 'call.json could not be written', fields: { call_id: c.id, error: (e as Error).message } });
-    close = closeWithoutRecord(close, e);
+  if (!journaled) {
+    try {
+      writeRecordFileSync(c.file);
+    } catch (e) {
+      log.error('call.json could not be written', { call_id: c.id, error: (e as Error).message });
+      close = closeWithoutRecord(close, e);
+    }
   }
-  if (!store.close(c.id, close, { behind: true })) post({ t: 'log', msg: 'no open audit row to close', fields: { call_id: c.id } });
+  if (!store.close(c.id, close, { behind: true })) log.error('no open audit row to close', { call_id: c.id });
+}
+
+/** Lays out the given records, or all (then every batch so far counts as laid out: a record
+ * that could not be written stays in the journal, logged, for the next try). */
+function layOut(ids?: string[]): void {
+  journal?.layOut(ids);
+  if (ids === undefined) laid = batch;
 }
 
 function flushAndAcknowledge(): void {
   try {
     store.flush();
-    post({ t: 'done', upTo: batch, token });
+    post({ t: 'done', upTo: batch, token, laid });
   } catch {
     /* logged by the store and retried; that commit acknowledges */
   }
@@ -54,20 +69,39 @@ function flushAndAcknowledge(): void {
 
 port.on('message', (m: WorkerMessage) => {
   switch (m.t) {
-    case 'batch':
+    case 'batch': {
+      // the records go to the journal before their rows commit: a row never names a record
+      // that is nowhere on disk
+      const closes = m.items.flatMap((i) => (i.close ? [{ id: i.close.id, file: i.close.file }] : []));
+      const journaled = journal?.append(closes) ?? false;
       for (const item of m.items) {
         if (item.open) store.open(item.open, { behind: true });
-        if (item.close) closeCall(item.close);
+        if (item.close) closeCall(item.close, journaled);
       }
       batch = m.b;
+      if (!journal || journal.size === 0) laid = batch;
+      else if (journal.due()) layOut();
       flushAndAcknowledge();
+      if (journal && journal.size > 0) {
+        if (idleTimer) clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => {
+          idleTimer = undefined;
+          layOut();
+          post({ t: 'done', upTo: batch, token, laid });
+        }, IDLE_MS);
+      }
       break;
+    }
     case 'flush':
       token = m.token;
+      if (m.files === 'all') layOut();
+      else if (m.files) layOut(m.files);
       flushAndAcknowledge();
       break;
     case 'stop':
+      if (idleTimer) clearTimeout(idleTimer);
       flushAndAcknowledge();
+      journal?.close();
       db.close();
       port.close();
       break;

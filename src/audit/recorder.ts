@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RecordFile } from '../artifacts/record-file.js';
+import { journalPath, layOutJournal } from '../artifacts/record-journal.js';
 import type { AuditClose, AuditOpen } from './audit-store.js';
 import type { Owner } from './owner.js';
 
@@ -11,11 +12,16 @@ export interface BatchItem {
   close?: { id: string; close: AuditClose; file: RecordFile } | undefined;
 }
 
-export type WorkerMessage = { t: 'batch'; b: number; items: BatchItem[] } | { t: 'flush'; token: number } | { t: 'stop' };
+/** `files`: also lay out these calls' call.json from the journal (or all of them) first. */
+export type WorkerMessage =
+  { t: 'batch'; b: number; items: BatchItem[] } | { t: 'flush'; token: number; files?: string[] | 'all' | undefined } | { t: 'stop' };
 
-/** `upTo`: every batch up to this number is committed; `token`: every flush request up to it is answered. */
+/**
+ * `upTo`: every batch up to this number is committed; `laid`: the call.json files of every batch
+ * up to this number are laid out; `token`: every flush request up to it is answered.
+ */
 export type WorkerReply =
-  { t: 'done'; upTo: number; token: number } | { t: 'log'; msg: string; fields?: Record<string, unknown> | undefined };
+  { t: 'done'; upTo: number; token: number; laid: number } | { t: 'log'; msg: string; fields?: Record<string, unknown> | undefined };
 
 /** How long opens and closes gather before they go to the worker together. */
 export const SEND_DELAY_MS = 5;
@@ -55,7 +61,7 @@ export class RecordWorkerClient {
   private outbox: BatchItem[] = [];
   private readonly openItems = new Map<string, BatchItem>();
   private readonly unacked = new Map<number, BatchItem[]>();
-  /** Calls whose close is not yet committed: the batch it went out in (Infinity: not sent). */
+  /** Calls whose close is not yet committed, or whose call.json is not yet laid out: the batch it went out in (Infinity: not sent). */
   private readonly pending = new Map<string, number>();
   private readonly waiters = new Map<number, () => void>();
   private sendTimer: NodeJS.Timeout | undefined;
@@ -66,11 +72,13 @@ export class RecordWorkerClient {
     private readonly worker: Worker,
     private readonly log: Log,
     private readonly replay: (items: BatchItem[]) => void,
+    /** The worker's record journal, laid out here if the worker ends. */
+    private readonly journal: string | undefined,
   ) {
     worker.unref();
     worker.on('message', (m: WorkerReply) => {
       if (m.t === 'log') this.log.error(`record worker: ${m.msg}`, m.fields);
-      else this.acknowledge(m.upTo, m.token);
+      else this.acknowledge(m.upTo, m.laid, m.token);
     });
     this.exited = new Promise((resolve) => {
       worker.once('exit', () => {
@@ -88,10 +96,16 @@ export class RecordWorkerClient {
     log: Log,
     replay: (items: BatchItem[]) => void,
     entry: URL | undefined = workerEntry(),
+    callsDir?: string,
   ): RecordWorkerClient | undefined {
     if (!entry) return undefined;
     try {
-      return new RecordWorkerClient(new Worker(entry, { workerData: { dbPath, owner }, stdout: false, stderr: false }), log, replay);
+      return new RecordWorkerClient(
+        new Worker(entry, { workerData: { dbPath, owner, callsDir }, stdout: false, stderr: false }),
+        log,
+        replay,
+        callsDir === undefined ? undefined : journalPath(callsDir, owner, 'worker'),
+      );
     } catch (e) {
       log.error('record worker could not start; recording on the main thread', { error: (e as Error).message });
       return undefined;
@@ -118,19 +132,22 @@ export class RecordWorkerClient {
     this.schedule();
   }
 
-  /** Resolves once the call's record is committed (at once when none is pending). */
+  /** Resolves once the call's row is committed and its call.json laid out (at once when done). */
   recorded(id: string): Promise<void> {
-    return this.pending.has(id) ? this.flush() : Promise.resolve();
+    return this.pending.has(id) ? this.flush([id]) : Promise.resolve();
   }
 
-  /** Sends what gathered and resolves once everything sent so far is committed. */
-  flush(): Promise<void> {
+  /**
+   * Sends what gathered and resolves once everything sent so far is committed, and the
+   * call.json of `files` (or of every call, 'all') is laid out.
+   */
+  flush(files?: string[] | 'all'): Promise<void> {
     this.send();
     if (this.failed) return Promise.resolve();
     const token = ++this.token;
     return new Promise<void>((resolve) => {
       this.waiters.set(token, resolve);
-      this.worker.postMessage({ t: 'flush', token } satisfies WorkerMessage);
+      this.worker.postMessage({ t: 'flush', token, files } satisfies WorkerMessage);
     });
   }
 
@@ -166,13 +183,15 @@ export class RecordWorkerClient {
     this.worker.postMessage({ t: 'batch', b, items } satisfies WorkerMessage);
   };
 
-  private acknowledge(upTo: number, token: number): void {
+  /** Batches up to `upTo` are committed (no replay needed), their files laid out up to `laid`. */
+  private acknowledge(upTo: number, laid: number, token: number): void {
     for (const b of this.unacked.keys()) {
       if (b > upTo) break;
       this.unacked.delete(b);
     }
+    const done = Math.min(upTo, laid);
     for (const [id, b] of this.pending) {
-      if (b > upTo) break;
+      if (b > done) break;
       this.pending.delete(id);
     }
     for (const [t, resolve] of this.waiters) {
@@ -192,6 +211,8 @@ export class RecordWorkerClient {
     this.outbox = [];
     this.openItems.clear();
     this.pending.clear();
+    // records the worker had journaled but not laid out (their rows are committed)
+    if (this.journal) layOutJournal(this.journal, this.log);
     if (items.length > 0) {
       this.log.error('record worker ended; recording its unfinished batches on the main thread', { reason, items: items.length });
       this.replay(items);

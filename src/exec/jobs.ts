@@ -4,6 +4,7 @@ import type { ProgressUpdate } from '../core/define-action.js';
 import type { Envelope } from '../core/envelope.js';
 import { notFound, ToolError } from '../core/errors.js';
 import type { BoundedSink } from '../artifacts/bounded-sink.js';
+import type { CallAbort } from './call-abort.js';
 
 export type JobStatus = 'running' | 'ok' | 'error' | 'cancelled' | 'timeout' | 'interrupted';
 
@@ -23,7 +24,7 @@ export interface JobInfo {
 
 interface LiveJob {
   info: JobInfo;
-  controller: AbortController;
+  controller: CallAbort;
   done: Promise<Envelope>;
   sinks: Map<string, BoundedSink>;
   steps?: unknown;
@@ -80,7 +81,7 @@ export class JobManager {
     this.getStmt = db.prepare('SELECT * FROM jobs WHERE id = ?');
   }
 
-  start(jobId: string, callId: string, tool: string, action: string, controller: AbortController, run: () => Promise<Envelope>): JobInfo {
+  start(jobId: string, callId: string, tool: string, action: string, controller: CallAbort, run: () => Promise<Envelope>): JobInfo {
     const started = new Date().toISOString();
     this.insert.run(jobId, callId, tool, action, this.owner.pid, this.owner.start, started);
     const info: JobInfo = {

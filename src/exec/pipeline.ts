@@ -17,6 +17,7 @@ import {
 import type { Envelope, ErrorEnvelope, OkEnvelope, TruncationInfo } from '../core/envelope.js';
 import { isToolError, ToolError, type ErrorCode } from '../core/errors.js';
 import { newCallId, newJobId } from '../core/ids.js';
+import { CallAbort, cancelled, Deadlines } from './call-abort.js';
 import type { Services } from '../core/services.js';
 import { formatZodIssues } from '../config/load.js';
 import { actionRefusal, listingEffect, needsConfirm } from '../policy/policy.js';
@@ -64,6 +65,8 @@ interface Registered {
 const RESULT_CEILING = (maxBytes: number): number => Math.max(maxBytes * 4, 256 * 1024);
 
 const ABORT_GRACE_MS = 3000;
+/** Every call's timeout, on one timer (src/exec/call-abort.ts). */
+const deadlines = new Deadlines();
 
 /**
  * The one execution layer (DESIGN §1): alias → validate → policy → confirm → audit row →
@@ -181,7 +184,7 @@ export class Pipeline {
       auditTarget = target;
       const refusal = actionRefusal(reg.tool, def, effect, services);
       if (refusal) throw new ToolError('DENIED', refusal.message, { hint: refusal.hint });
-      await def.gate?.(args, services);
+      if (def.gate) await def.gate(args, services);
     } catch (e) {
       const err = asToolError(e);
       return refuse(err.code === 'DENIED' ? 'denied' : err.code === 'INVALID_ARGUMENT' ? 'invalid' : 'error', err, toolName, action);
@@ -190,12 +193,14 @@ export class Pipeline {
     // 3b. confirmation of irreversible (or policy-marked) actions; a confirmed call's children
     // (runbook steps) are not asked again
     let confirmed = opts.preconfirmed === true;
+    // (a call whose action has no confirmOf does not wait a turn for it)
     const mustConfirm =
       needsConfirm(toolName, action!, effect, services) ||
-      ((await Promise.resolve()
-        .then(() => def.confirmOf?.(args, services))
-        .catch(() => true)) ??
-        false);
+      (def.confirmOf !== undefined &&
+        ((await Promise.resolve()
+          .then(() => def.confirmOf?.(args, services))
+          .catch(() => true)) ??
+          false));
     if (!opts.preconfirmed && mustConfirm) {
       const key = `${toolName}.${action}`;
       if (!(await askConfirm(opts, services, toolName, action!, key, effect, target, args))) {
@@ -228,7 +233,7 @@ export class Pipeline {
     const notOpened = this.openAuditRow(openRow(callId, startedAt, toolName, action, target, redactedArgs, opts), behind);
     if (notOpened) return notOpened;
 
-    const controller = new AbortController();
+    const controller = new CallAbort();
     const jobId = asJob ? newJobId() : undefined;
     const run = (): Promise<Envelope> =>
       this.runHandler({
@@ -264,7 +269,7 @@ export class Pipeline {
       return env;
     }
     // client cancellation reaches synchronous calls only (a job outlives its request)
-    linkCancellation(opts.signal, controller);
+    controller.followSoon(opts.signal);
     return run();
   }
 
@@ -326,8 +331,8 @@ export class Pipeline {
     const behind = this.mayRecordBehind(up.effect);
     const notOpened = this.openAuditRow(openRow(callId, startedAt, tool.name, action, up.server, redactedArgs, opts), behind);
     if (notOpened) return notOpened;
-    const controller = new AbortController();
-    linkCancellation(opts.signal, controller);
+    const controller = new CallAbort();
+    controller.follow(opts.signal);
     return this.runHandler({
       callId,
       startedAt,
@@ -369,7 +374,7 @@ export class Pipeline {
     effect: Effect;
     maxBytes: number;
     deadline: number;
-    controller: AbortController;
+    controller: CallAbort;
     opts: CallOptions;
     jobId: string | undefined;
     /** Record after replying (a read with room on disk). */
@@ -378,14 +383,12 @@ export class Pipeline {
     const services = this.services;
     const { callId, controller } = c;
     const sinks: BoundedSink[] = [];
-    const timer = setTimeout(
-      () =>
-        controller.abort(
-          new ToolError('TIMEOUT', `${c.toolName}.${c.action} timed out after ${c.deadline - c.startedAt} ms`, {
-            hint: 'raise timeout_ms, or run it with async: true and follow it with the jobs tool',
-          }),
-        ),
-      Math.max(0, c.deadline - Date.now()),
+    const clearDeadline = deadlines.add(c.deadline, () =>
+      controller.abort(
+        new ToolError('TIMEOUT', `${c.toolName}.${c.action} timed out after ${c.deadline - c.startedAt} ms`, {
+          hint: 'raise timeout_ms, or run it with async: true and follow it with the jobs tool',
+        }),
+      ),
     );
     const jobId = c.jobId;
     let replyOnly: Record<string, unknown> | undefined;
@@ -394,7 +397,9 @@ export class Pipeline {
       jobId,
       tool: c.toolName,
       action: c.action,
-      signal: controller.signal,
+      get signal() {
+        return controller.signal;
+      },
       deadline: c.deadline,
       maxBytes: c.maxBytes,
       services,
@@ -443,8 +448,8 @@ export class Pipeline {
     try {
       const handlerPromise = c.def.handler(ctx, c.args);
       handlerPromise.catch(() => undefined);
-      const result = await raceAbort(handlerPromise, controller.signal);
-      sinkResults = await Promise.all(sinks.map((s) => s.done()));
+      const result = await raceAbort(handlerPromise, controller);
+      if (sinks.length > 0) sinkResults = await Promise.all(sinks.map((s) => s.done()));
       const truncated: Record<string, TruncationInfo> = {};
       for (const r of sinkResults) if (r.truncated) truncated[r.name] = { bytes: r.bytes, inline: Buffer.byteLength(r.inline) };
       envelope = {
@@ -460,7 +465,7 @@ export class Pipeline {
         artifact: callUri(callId),
       };
     } catch (e) {
-      const err = controller.signal.aborted && !isToolError(e) ? reasonOf(controller.signal) : asToolError(e, services);
+      const err = controller.reason && !isToolError(e) ? controller.reason : asToolError(e, services);
       if (err.code === 'INTERNAL')
         services.log.error('handler failed', {
           tool: c.toolName,
@@ -482,7 +487,8 @@ export class Pipeline {
       sinkResults = kept.filter((r): r is SinkResult => r !== undefined);
       envelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, err, services);
     } finally {
-      clearTimeout(timer);
+      clearDeadline();
+      controller.ended();
     }
 
     // 6. call.json and the audit row
@@ -498,41 +504,47 @@ export class Pipeline {
         },
       };
     }
-    const record = JSON.stringify(
-      {
-        call_id: callId,
-        parent_id: c.opts.parentId ?? null,
-        tool: c.toolName,
-        action: c.action,
-        effect: c.effect,
-        target: c.target ?? null,
-        args: c.redactedArgs,
-        started_at: new Date(c.startedAt).toISOString(),
-        ended_at: new Date().toISOString(),
-        duration_ms: Date.now() - c.startedAt,
-        client: c.opts.client ?? null,
-        streams: sinkResults.map((r) => ({
-          name: r.name,
-          bytes: r.bytes,
-          stored_bytes: r.stored_bytes,
-          sha256: r.sha256,
-          uri: r.uri,
-          artifact_limited: r.artifact_limited,
-          ...(envelope.ok ? {} : { incomplete: true }),
-        })),
-        envelope,
-      },
-      null,
-      2,
-    );
+    const endedAt = Date.now();
+    const record = (): string =>
+      JSON.stringify(
+        {
+          call_id: callId,
+          parent_id: c.opts.parentId ?? null,
+          tool: c.toolName,
+          action: c.action,
+          effect: c.effect,
+          target: c.target ?? null,
+          args: c.redactedArgs,
+          started_at: new Date(c.startedAt).toISOString(),
+          ended_at: new Date(endedAt).toISOString(),
+          duration_ms: endedAt - c.startedAt,
+          client: c.opts.client ?? null,
+          streams: sinkResults.map((r) => ({
+            name: r.name,
+            bytes: r.bytes,
+            stored_bytes: r.stored_bytes,
+            sha256: r.sha256,
+            uri: r.uri,
+            artifact_limited: r.artifact_limited,
+            ...(envelope.ok ? {} : { incomplete: true }),
+          })),
+          envelope,
+        },
+        null,
+        2,
+      );
     if (c.behind) {
-      // the reply goes now; call.json, then the row's close, follow (the client's next read of
-      // this call's artifacts or of the audit index waits for them)
-      const close = this.closePayload(c.startedAt, status, finalEnvelope, c.def, c.args, bytes, c.target);
-      services.audit.closeWithRecord(callId, close, services.artifacts.recordFile(callId, record));
+      // the reply goes now; call.json and the row's close are built right after it and follow
+      // (the client's next read of this call's artifacts or of the audit index waits for them)
+      const replied = finalEnvelope;
+      const st = status;
+      services.audit.closeWithRecord(callId, () => ({
+        close: this.closePayload(c.startedAt, endedAt, st, replied, c.def, c.args, bytes, c.target),
+        file: services.artifacts.recordFile(callId, record()),
+      }));
     } else {
       try {
-        await services.artifacts.writeCallFile(callId, 'call.json', record);
+        await services.artifacts.writeCallFile(callId, 'call.json', record());
       } catch (e) {
         services.log.error('call.json could not be written', { call_id: callId, error: (e as Error).message });
         if (finalEnvelope.ok) {
@@ -540,7 +552,7 @@ export class Pipeline {
           finalEnvelope = errorEnvelope(callId, c.toolName, c.action, c.startedAt, asToolError(e, services), services);
         }
       }
-      this.closeAudit(callId, this.closePayload(c.startedAt, status, finalEnvelope, c.def, c.args, bytes, c.target));
+      this.closeAudit(callId, this.closePayload(c.startedAt, Date.now(), status, finalEnvelope, c.def, c.args, bytes, c.target));
     }
     // reply-only fields join the reply after everything was recorded, and only for the client
     // itself (a parent call would record them in its own result)
@@ -553,6 +565,7 @@ export class Pipeline {
 
   private closePayload(
     startedAt: number,
+    endedAt: number,
     status: AuditStatus,
     env: Envelope,
     def: AnyAction | undefined,
@@ -571,8 +584,8 @@ export class Pipeline {
     } else summary = `${env.error.code}: ${env.error.message}`;
     return {
       status: status === 'running' ? 'error' : status,
-      ended_at: new Date().toISOString(),
-      duration_ms: Date.now() - startedAt,
+      ended_at: new Date(endedAt).toISOString(),
+      duration_ms: endedAt - startedAt,
       error_code: env.ok ? undefined : env.error.code,
       summary: services.redactor.redact(summary).slice(0, 2000),
       bytes,
@@ -641,7 +654,7 @@ export class Pipeline {
     } catch (e) {
       services.log.error('refused call could not be fully recorded', { call_id: callId, error: (e as Error).message });
     }
-    this.closeAudit(callId, this.closePayload(startedAt, status, env, undefined, rawArgs, undefined, target));
+    this.closeAudit(callId, this.closePayload(startedAt, Date.now(), status, env, undefined, rawArgs, undefined, target));
     return env;
   }
 }
@@ -672,43 +685,27 @@ function confirmMessage(tool: string, action: string, effect: Effect, target: st
   return `Allow ${tool}.${action} (${effect})${target ? ` on ${target}` : ''}? ${detail}`;
 }
 
-/** Client cancellation (or a parent's abort) reaches the call's own controller. */
-function linkCancellation(signal: AbortSignal | undefined, controller: AbortController): void {
-  if (!signal) return;
-  if (signal.aborted) controller.abort(cancelled());
-  else signal.addEventListener('abort', () => controller.abort(reasonOf(signal)), { once: true });
-}
-
-function cancelled(): ToolError {
-  return new ToolError('CANCELLED', 'the client cancelled the call', { retryable: false });
-}
-
-function reasonOf(signal: AbortSignal): ToolError {
-  return isToolError(signal.reason) ? signal.reason : cancelled();
-}
-
-/** Rejects with the abort reason when the signal fires, after a grace period for cleanup. */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(reasonOf(signal));
+/** Rejects with the abort reason when the call is aborted, after a grace period for cleanup. */
+function raceAbort<T>(p: Promise<T>, abort: CallAbort): Promise<T> {
+  if (abort.reason) return Promise.reject(abort.reason);
   return new Promise<T>((resolve, reject) => {
     let grace: NodeJS.Timeout | undefined;
-    const onAbort = (): void => {
+    const off = abort.onAbort(() => {
       // give the handler a moment to stop the remote work and report; then answer anyway
-      grace = setTimeout(() => reject(reasonOf(signal)), ABORT_GRACE_MS);
+      grace = setTimeout(() => reject(abort.reason), ABORT_GRACE_MS);
       grace.unref();
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
+    });
     p.then(
       (v) => {
         if (grace) clearTimeout(grace);
-        signal.removeEventListener('abort', onAbort);
-        if (signal.aborted) reject(reasonOf(signal));
+        off();
+        if (abort.reason) reject(abort.reason);
         else resolve(v);
       },
       (e: unknown) => {
         if (grace) clearTimeout(grace);
-        signal.removeEventListener('abort', onAbort);
-        reject(signal.aborted && !(isToolError(e) && e.code !== 'INTERNAL') ? reasonOf(signal) : e);
+        off();
+        reject(abort.reason && !(isToolError(e) && e.code !== 'INTERNAL') ? abort.reason : e);
       },
     );
   });

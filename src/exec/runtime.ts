@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { recoverJournals } from '../artifacts/record-journal.js';
 import { ArtifactStore } from '../artifacts/store.js';
 import { Redactor } from '../artifacts/redactor.js';
 import { AuditStore } from '../audit/audit-store.js';
@@ -123,6 +125,11 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   const audit = new AuditStore(db, owner, log);
   const jobs = new JobManager(db, owner);
   const interrupted = audit.recoverInterrupted();
+  // call.json of reads waits in a record journal until idle; ended processes' journals are laid out now
+  const callsDir = join(project.artifactsDir, 'calls');
+  const recovered = recoverJournals(callsDir, log);
+  if (recovered) log.warn('call.json files an ended infra process had journaled were laid out', { count: recovered });
+  audit.recordIn(callsDir);
   if (opts.recordWorker) audit.startWorker(project.dbPath);
   jobs.recoverInterrupted();
   if (interrupted) log.warn('calls left running by an ended infra process were marked interrupted', { count: interrupted });
@@ -131,6 +138,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   const configRef: { current: () => LoadedConfig } = { current: () => config };
   const artifacts = new ArtifactStore(project.artifactsDir, redactor, () => configRef.current().policy.limits);
   artifacts.waitRecorded = (callId) => audit.recorded(callId);
+  artifacts.waitAllRecorded = () => audit.settle({ files: true });
   const state = new StateStore(db);
   const tools = opts.tools ?? NATIVE_TOOLS;
   const services = new ServicesImpl(flags, project, config, secrets, redactor, artifacts, state, audit, jobs, log, tools);

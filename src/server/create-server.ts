@@ -91,8 +91,10 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
     return res.action === 'accept' && (res.content as Record<string, unknown> | undefined)?.confirm === true;
   };
 
+  let ready: Runtime | undefined;
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-    const rt = await getRuntime();
+    // once the runtime is there, a call does not wait a turn for it
+    const rt = ready ?? (ready = await getRuntime());
     const progressToken = request.params._meta?.progressToken;
     let progressCount = 0;
     const client = server.getClientVersion();

@@ -142,8 +142,8 @@ describe('pipeline', () => {
 
   it('never leaves a temp file presented as an artifact', () => {
     const calls = join(p.infraDir, 'artifacts', 'calls');
-    for (const d of readdirSync(calls))
-      for (const f of readdirSync(join(calls, d))) assert.ok(!f.endsWith('.partial') || f.startsWith('.'), f);
+    for (const d of readdirSync(calls, { withFileTypes: true }).filter((e) => e.isDirectory()))
+      for (const f of readdirSync(join(calls, d.name))) assert.ok(!f.endsWith('.partial') || f.startsWith('.'), f);
   });
 });
 

@@ -129,7 +129,7 @@ describe('record worker', () => {
     for (let i = 0; i < 300; i++) {
       const id = `c_w1_${String(i).padStart(3, '0')}`;
       store.open(opened(id), { behind: true });
-      store.closeWithRecord(id, closing(), callFile(id));
+      store.closeWithRecord(id, () => ({ close: closing(), file: callFile(id) }));
     }
     await store.settle();
     const r = rows(dbPath);
@@ -150,7 +150,7 @@ describe('record worker', () => {
     for (let i = 0; i < 20; i++) {
       const id = `c_w2_${String(i).padStart(2, '0')}`;
       store.open(opened(id), { behind: true });
-      store.closeWithRecord(id, closing(), callFile(id));
+      store.closeWithRecord(id, () => ({ close: closing(), file: callFile(id) }));
     }
     // the batch went to a worker that dies on start; wait for its end, then for the replay
     await new Promise((r) => setTimeout(r, 500));
@@ -165,7 +165,7 @@ describe('record worker', () => {
     );
     // later calls go straight to the main thread
     store.open(opened('c_w2_99'), { behind: true });
-    store.closeWithRecord('c_w2_99', closing(), callFile('c_w2_99'));
+    store.closeWithRecord('c_w2_99', () => ({ close: closing(), file: callFile('c_w2_99') }));
     await store.recorded('c_w2_99');
     assert.equal(store.get('c_w2_99')?.status, 'ok');
     await store.shutdown();
@@ -180,7 +180,7 @@ describe('record worker', () => {
     mkdirSync(join(p.infraDir, 'artifacts', 'calls'), { recursive: true });
     writeFileSync(f.dir, 'not a directory');
     store.open(opened('c_w3_a'), { behind: true });
-    store.closeWithRecord('c_w3_a', closing(), f);
+    store.closeWithRecord('c_w3_a', () => ({ close: closing(), file: f }));
     await store.recorded('c_w3_a');
     const row = store.get('c_w3_a');
     assert.equal(row?.status, 'ok');

@@ -125,7 +125,10 @@ export function auditArtifacts(artifactsDir: string): ArtifactAudit {
   const out: ArtifactAudit = { completed: 0, checkedFiles: 0, partials: [], problems: [], unfinishedWithFiles: [] };
   const callsDir = join(artifactsDir, 'calls');
   if (!existsSync(callsDir)) return out;
-  for (const id of readdirSync(callsDir)) {
+  // (record journals are files next to the call directories: src/artifacts/record-journal.ts)
+  for (const id of readdirSync(callsDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)) {
     const dir = join(callsDir, id);
     const names = readdirSync(dir);
     for (const n of names) if (n.startsWith('.')) out.partials.push(join(id, n));
