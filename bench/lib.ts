@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
@@ -48,13 +49,15 @@ export async function timeCalls(n: number, fn: () => Promise<unknown>, warmup = 
  * Times `base` and `subject` in alternating blocks: each block first makes `warmup` untimed
  * calls (the server that sat idle while the other was measured gets back to its steady state),
  * then times `block` calls. Blocks alternate for `rounds` rounds, so slow drifts of the machine
- * hit both alike. Returns per-call ms of each.
+ * hit both alike. `settle` runs untimed after each subject block: infra lays out the call.json
+ * of reads when idle (docs/DECISIONS.md), and that work must not land in the next base block.
+ * Returns per-call ms of each.
  */
 export async function alternateBlocks(
   total: number,
   base: () => Promise<unknown>,
   subject: () => Promise<unknown>,
-  opts: { rounds?: number; warmup?: number } = {},
+  opts: { rounds?: number; warmup?: number; settle?: () => Promise<unknown> } = {},
 ): Promise<{ bareCalls: number[]; infraCalls: number[] }> {
   const rounds = opts.rounds ?? 4;
   const warmup = opts.warmup ?? 100;
@@ -64,8 +67,18 @@ export async function alternateBlocks(
   for (let r = 0; r < rounds; r++) {
     bareCalls.push(...(await timeCalls(block, base, warmup)));
     infraCalls.push(...(await timeCalls(block, subject, warmup)));
+    await opts.settle?.();
   }
   return { bareCalls, infraCalls };
+}
+
+/**
+ * Untimed: asks infra to list artifact://calls/, which lays out every call.json it holds back,
+ * then has the kernel write back what that dirtied (sync), so neither lands in the next block.
+ */
+export async function settleInfra(client: Client): Promise<void> {
+  await client.callTool({ name: 'artifacts', arguments: { action: 'list', uri: 'artifact://calls/', limit: 1 } });
+  spawnSync('sync');
 }
 
 export interface Figure {

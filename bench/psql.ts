@@ -23,7 +23,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import pg from 'pg';
 import { startPostgres } from '../test/fixtures/postgres.js';
 import { makeProject } from '../test/helpers/project.js';
-import { connectStdio, timeCalls } from './lib.js';
+import { connectStdio, settleInfra, timeCalls } from './lib.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const WARM = Math.min(300, Math.ceil(N / 5));
@@ -44,11 +44,17 @@ function statsOf(name: string, samples: number[]): Stats {
   return st;
 }
 
-/** Each subject in its steady state, in alternating blocks of N / ROUNDS timed calls. */
-async function blocks(subjects: (() => Promise<unknown>)[]): Promise<number[][]> {
+/**
+ * Each subject in its steady state, in alternating blocks of N / ROUNDS timed calls; `settle`
+ * (untimed) after each round lets infra lay out the call.json it held back during its block.
+ */
+async function blocks(subjects: (() => Promise<unknown>)[], settle: () => Promise<unknown>): Promise<number[][]> {
   const out = subjects.map(() => [] as number[]);
   const per = Math.max(1, Math.round(N / 4));
-  for (let r = 0; r < 4; r++) for (let k = 0; k < subjects.length; k++) out[k]!.push(...(await timeCalls(per, subjects[k]!, WARM)));
+  for (let r = 0; r < 4; r++) {
+    for (let k = 0; k < subjects.length; k++) out[k]!.push(...(await timeCalls(per, subjects[k]!, WARM)));
+    await settle();
+  }
   return out;
 }
 
@@ -105,21 +111,24 @@ async function main(): Promise<void> {
       out(`  -- ${c.name}`);
       let i = 0;
       let j = 0;
-      const [rawT, sdkT, infraT] = await blocks([
-        async () => {
-          await pool.query(c.sql, c.params(i++));
-        },
-        async () => {
-          await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
-        },
-        async () => {
-          const r = await infra.client.callTool({
-            name: 'psql',
-            arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(j++) },
-          });
-          if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
-        },
-      ]);
+      const [rawT, sdkT, infraT] = await blocks(
+        [
+          async () => {
+            await pool.query(c.sql, c.params(i++));
+          },
+          async () => {
+            await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
+          },
+          async () => {
+            const r = await infra.client.callTool({
+              name: 'psql',
+              arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(j++) },
+            });
+            if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+          },
+        ],
+        () => settleInfra(infra.client),
+      );
       const raw = statsOf('raw pg Pool', rawT!);
       const sdk = statsOf('bare SDK stdio round trip (echo)', sdkT!);
       const viaMcp = statsOf('infra stdio server psql.query', infraT!);
