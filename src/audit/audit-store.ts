@@ -350,8 +350,8 @@ export class AuditStore {
   /**
    * Closes a write-behind row after the reply: `build` makes its close and call.json in the
    * check phase of this turn of the event loop (after the reply was written), then the record
-   * worker writes and commits them, or this thread does in one synchronous write when there is
-   * no worker. A call.json that cannot be written is named in the row.
+   * worker journals and commits them, or this thread does when there is no worker (see record).
+   * A call.json that can be neither journaled nor written is named in the row.
    */
   closeWithRecord(id: string, build: () => { close: AuditClose; file: RecordFile }): void {
     this.track(

@@ -30,8 +30,9 @@ export interface RuntimeOptions {
   tools?: readonly ToolDef[] | undefined;
   logListeners?: LogListener[] | undefined;
   /**
-   * Record read calls on a worker thread (the stdio server); otherwise they are recorded on
-   * the main thread, right after the reply.
+   * The stdio server: read calls are recorded on a worker thread (on the main thread where there
+   * is no worker file), and their call.json is held in a record journal until idle. Otherwise
+   * (the CLI) each call is recorded, call.json written, before it returns.
    */
   recordWorker?: boolean | undefined;
   /** Start servers.json servers marked `start: "startup"` (the stdio server; not one-shot CLI commands). */
@@ -129,8 +130,11 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   const callsDir = join(project.artifactsDir, 'calls');
   const recovered = recoverJournals(callsDir, log);
   if (recovered) log.warn('call.json files an ended infra process had journaled were laid out', { count: recovered });
-  audit.recordIn(callsDir);
-  if (opts.recordWorker) audit.startWorker(project.dbPath);
+  // (only a server that answers before recording holds records back; the CLI waits for each)
+  if (opts.recordWorker) {
+    audit.recordIn(callsDir);
+    audit.startWorker(project.dbPath);
+  }
   jobs.recoverInterrupted();
   if (interrupted) log.warn('calls left running by an ended infra process were marked interrupted', { count: interrupted });
 
