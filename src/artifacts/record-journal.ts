@@ -101,12 +101,12 @@ export class RecordJournal {
   }
 
   /**
-   * Lays out the given records (all when `ids` is undefined) as call.json files. One that cannot
+   * Lays out the given records (all when `ids` is undefined; at most `limit`) as call.json files. One that cannot
    * be written stays in the journal, is logged and is tried again next time. When none is left
    * the journal is emptied.
    */
-  layOut(ids?: Iterable<string>): void {
-    const todo = ids === undefined ? [...this.pending.keys()] : [...ids].filter((id) => this.pending.has(id));
+  layOut(ids?: Iterable<string>, limit = Infinity): void {
+    const todo = (ids === undefined ? [...this.pending.keys()] : [...ids].filter((id) => this.pending.has(id))).slice(0, limit);
     for (const id of todo) {
       const file = this.pending.get(id)!;
       try {

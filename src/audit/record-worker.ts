@@ -58,6 +58,32 @@ function layOut(ids?: string[]): void {
   if (ids === undefined) laid = batch;
 }
 
+/**
+ * Lays out the whole journal a slice at a time, so that batches arriving meanwhile are still
+ * committed within milliseconds (a layout of thousands of files takes seconds on some disks).
+ */
+let slicing = false;
+const SLICE = 32;
+function layOutInSlices(): void {
+  if (slicing || !journal) return;
+  slicing = true;
+  const step = (): void => {
+    const before = journal.size;
+    journal.layOut(undefined, SLICE);
+    // (a record that cannot be written stays in the journal, logged, for the next idle moment)
+    if (journal.size > 0 && journal.size < before) {
+      setImmediate(step);
+      return;
+    }
+    // a slice that laid out nothing: try the rest once in one go
+    if (journal.size > 0) journal.layOut();
+    slicing = false;
+    laid = batch;
+    post({ t: 'done', upTo: batch, token, laid });
+  };
+  setImmediate(step);
+}
+
 function flushAndAcknowledge(): void {
   try {
     store.flush();
@@ -80,14 +106,13 @@ port.on('message', (m: WorkerMessage) => {
       }
       batch = m.b;
       if (!journal || journal.size === 0) laid = batch;
-      else if (journal.due()) layOut();
       flushAndAcknowledge();
       if (journal && journal.size > 0) {
+        if (journal.due()) layOutInSlices();
         if (idleTimer) clearTimeout(idleTimer);
         idleTimer = setTimeout(() => {
           idleTimer = undefined;
-          layOut();
-          post({ t: 'done', upTo: batch, token, laid });
+          layOutInSlices();
         }, IDLE_MS);
       }
       break;
