@@ -106,8 +106,8 @@ export class RecordJournal {
    * the journal is emptied.
    */
   layOut(ids?: Iterable<string>, limit = Infinity): void {
-    const todo = (ids === undefined ? [...this.pending.keys()] : [...ids].filter((id) => this.pending.has(id))).slice(0, limit);
-    for (const id of todo) {
+    const chosen = (ids === undefined ? [...this.pending.keys()] : [...ids].filter((id) => this.pending.has(id))).slice(0, limit);
+    for (const id of chosen) {
       const file = this.pending.get(id)!;
       try {
         writeRecordFileSync(file);

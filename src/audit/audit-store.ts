@@ -382,12 +382,7 @@ export class AuditStore {
       if (this.journal!.due()) this.journal!.layOut();
       else this.scheduleLayOut();
     } else {
-      try {
-        writeRecordFileSync(file);
-      } catch (e) {
-        this.log?.error('call.json could not be written', { call_id: id, error: (e as Error).message });
-        c = closeWithoutRecord(close, e);
-      }
+      c = writeRecordOrSay(id, file, close, this.log);
     }
     try {
       if (!this.close(id, c, { behind: true })) this.log?.error('no open audit row to close', { call_id: id });
@@ -697,6 +692,22 @@ function openParams(row: AuditRow): Record<string, unknown> {
 }
 
 /** The close of a call whose call.json could not be written says so in its summary. */
+/** Writes a call's call.json now; when it cannot be, the close returned names that in the row. */
+export function writeRecordOrSay(
+  id: string,
+  file: RecordFile,
+  close: AuditClose,
+  log?: { error(msg: string, fields?: Record<string, unknown>): void },
+): AuditClose {
+  try {
+    writeRecordFileSync(file);
+    return close;
+  } catch (e) {
+    log?.error('call.json could not be written', { call_id: id, error: (e as Error).message });
+    return closeWithoutRecord(close, e);
+  }
+}
+
 export function closeWithoutRecord(close: AuditClose, e: unknown): AuditClose {
   return { ...close, summary: `call.json not written (${(e as Error)?.message ?? String(e)}); ${close.summary ?? ''}`.slice(0, 2000) };
 }

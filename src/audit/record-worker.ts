@@ -4,9 +4,8 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { writeRecordFileSync } from '../artifacts/record-file.js';
 import { RecordJournal } from '../artifacts/record-journal.js';
-import { AuditStore, closeWithoutRecord } from './audit-store.js';
+import { AuditStore, writeRecordOrSay } from './audit-store.js';
 import { openDatabase } from './db.js';
 import type { Owner } from './owner.js';
 import type { BatchItem, WorkerMessage, WorkerReply } from './recorder.js';
@@ -39,15 +38,7 @@ const IDLE_MS = 100;
 let idleTimer: NodeJS.Timeout | undefined;
 
 function closeCall(c: NonNullable<BatchItem['close']>, journaled: boolean): void {
-  let close = c.close;
-  if (!journaled) {
-    try {
-      writeRecordFileSync(c.file);
-    } catch (e) {
-      log.error('call.json could not be written', { call_id: c.id, error: (e as Error).message });
-      close = closeWithoutRecord(close, e);
-    }
-  }
+  const close = journaled ? c.close : writeRecordOrSay(c.id, c.file, c.close, log);
   if (!store.close(c.id, close, { behind: true })) log.error('no open audit row to close', { call_id: c.id });
 }
 
