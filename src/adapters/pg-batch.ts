@@ -59,6 +59,7 @@ export interface WireConnection {
   }): void;
   describe(msg: { type: 'S' | 'P'; name?: string }): void;
   execute(msg: { portal?: string; rows?: number }): void;
+  flush(): void;
   sync(): void;
   sendCopyFail(msg: string): void;
   stream: { cork?: () => void; uncork?: () => void };
@@ -73,6 +74,17 @@ export interface BatchError extends Error {
   step?: number;
 }
 
+export interface BatchOptions {
+  /**
+   * Resolve `promise` once the first `settleAfter` steps are done: the batch asks the server to
+   * flush its output there (a Flush message between the steps, all sent in one write), so the
+   * results arrive while the server still runs the rest (the batch's own tail: ROLLBACK and
+   * cleanup); `finished` says when that ended. When a step fails the server skips the rest up
+   * to the Sync, the tail included, as in any batch.
+   */
+  settleAfter?: number | undefined;
+}
+
 export class StatementBatch extends EventEmitter {
   readonly results: StepResult[];
   /** pg reads these off a submittable. */
@@ -85,11 +97,21 @@ export class StatementBatch extends EventEmitter {
   private resolveFn!: (r: StepResult[]) => void;
   private rejectFn!: (e: unknown) => void;
   readonly promise: Promise<StepResult[]>;
+  /**
+   * Settles when nothing of the batch is left to wait for: at its ReadyForQuery, or when a step
+   * fails. False only when the tail failed after `promise` had resolved (the caller, who already
+   * has its results, never hears of that error otherwise). Never rejects.
+   */
+  readonly finished: Promise<boolean>;
+  private finish!: (ok: boolean) => void;
+  /** Steps whose results settle `promise` (options.settleAfter); a Flush follows them. */
+  private readonly headCount: number;
   copyBytes = 0;
 
   constructor(
     private readonly steps: BatchStep[],
     private readonly lookup: ParserLookup,
+    opts: BatchOptions = {},
   ) {
     super();
     let seenParseOnly = false;
@@ -100,6 +122,10 @@ export class StatementBatch extends EventEmitter {
       else exec++;
     }
     this.execCount = exec;
+    const split = opts.settleAfter;
+    if (split !== undefined && (split < 1 || split >= steps.length || seenParseOnly))
+      throw new Error('settleAfter must leave steps on both sides and the batch must have no parse-only step');
+    this.headCount = split ?? steps.length;
     this.text = steps.map((s) => s.text).join(';\n');
     this.results = steps.map(() => ({ command: undefined, rowCount: null, fields: [], rows: [], seen: 0, suspended: false, empty: false }));
     this.promise = new Promise<StepResult[]>((resolve, reject) => {
@@ -108,12 +134,16 @@ export class StatementBatch extends EventEmitter {
     });
     // nobody may be listening yet when the connection dies; the caller awaits `promise`
     this.promise.catch(() => undefined);
+    this.finished = new Promise<boolean>((resolve) => {
+      this.finish = resolve;
+    });
   }
 
   submit(connection: WireConnection): void {
     connection.stream.cork?.();
     try {
-      for (const step of this.steps) {
+      for (let i = 0; i < this.steps.length; i++) {
+        const step = this.steps[i]!;
         connection.parse({ text: step.text, name: '', types: [] });
         if (step.parseOnly) {
           connection.describe({ type: 'S', name: '' });
@@ -122,10 +152,20 @@ export class StatementBatch extends EventEmitter {
         connection.bind({ portal: '', statement: '', values: (step.values ?? []).map(toWireValue), binary: false });
         if (step.rows) connection.describe({ type: 'P', name: '' });
         connection.execute({ portal: '', rows: step.rows?.fetch ?? 0 });
+        if (i + 1 === this.headCount && this.headCount < this.steps.length) connection.flush();
       }
       connection.sync();
     } finally {
       connection.stream.uncork?.();
+    }
+  }
+
+  /** A step ended; when it was the last of the head (options.settleAfter), the results are in. */
+  private stepDone(): void {
+    this.current++;
+    if (this.current === this.headCount && this.headCount < this.steps.length && !this.settled) {
+      this.settled = true;
+      this.resolveFn(this.results);
     }
   }
 
@@ -163,28 +203,29 @@ export class StatementBatch extends EventEmitter {
     const r = this.step();
     if (r) {
       // "SELECT 3", "INSERT 0 3" (oid, count), "CREATE TABLE": the count is the last number
-      const parts = msg.text.split(' ');
+      const text = msg.text;
+      let end = text.length;
       let count: number | null = null;
-      while (parts.length > 1 && /^\d+$/.test(parts[parts.length - 1]!)) {
-        const n = Number(parts.pop());
-        if (count === null) count = n;
+      for (let sp = text.lastIndexOf(' '); sp > 0 && isDigits(text, sp + 1, end); sp = text.lastIndexOf(' ', sp - 1)) {
+        if (count === null) count = Number(text.slice(sp + 1, end));
+        end = sp;
       }
-      r.command = parts.join(' ');
+      r.command = text.slice(0, end);
       r.rowCount = count;
     }
-    this.current++;
+    this.stepDone();
   }
 
   handlePortalSuspended(): void {
     const r = this.step();
     if (r) r.suspended = true;
-    this.current++;
+    this.stepDone();
   }
 
   handleEmptyQuery(): void {
     const r = this.step();
     if (r) r.empty = true;
-    this.current++;
+    this.stepDone();
   }
 
   handleCopyInResponse(connection: WireConnection): void {
@@ -195,7 +236,12 @@ export class StatementBatch extends EventEmitter {
     this.copyBytes += msg.chunk?.length ?? 0;
   }
 
+  /**
+   * pg hands the error to the batch and forgets it: the ReadyForQuery that follows is not
+   * passed on, so the batch is finished here.
+   */
   handleError(err: BatchError): void {
+    this.finish(!this.settled);
     if (this.settled) return;
     this.settled = true;
     if (err && typeof err === 'object') err.step = Math.min(this.current, this.steps.length - 1);
@@ -203,10 +249,20 @@ export class StatementBatch extends EventEmitter {
   }
 
   handleReadyForQuery(): void {
+    this.finish(true);
     if (this.settled) return;
     this.settled = true;
     this.resolveFn(this.results);
   }
+}
+
+function isDigits(s: string, from: number, to: number): boolean {
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 /** JSON values from tool arguments → Postgres text parameters. */

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ClientConfig, Pool, PoolClient } from 'pg';
-import type { Logger } from '../core/define-action.js';
+import type { CallCancel, Logger } from '../core/define-action.js';
 import { ToolError } from '../core/errors.js';
 import type { Closeable } from '../core/services.js';
 import { expandHome } from '../config/paths.js';
 import type { PostgresProfile } from '../config/schemas.js';
-import { StatementBatch, type BatchStep, type ParserLookup, type StepResult, type WireConnection } from './pg-batch.js';
+import { StatementBatch, type BatchOptions, type BatchStep, type ParserLookup, type StepResult, type WireConnection } from './pg-batch.js';
 import { isConnectionLost, toolErrorFromPg } from './pg-errors.js';
 
 /*
@@ -70,18 +70,21 @@ const targetCache = new WeakMap<PostgresProfile, { key: string; target: PgTarget
 const TARGET_CACHE_MS = 5000;
 
 /**
- * buildTarget, remembered for a few seconds per profile (a reload makes new profile objects)
- * and its resolved references: parsing the url and reading a CA file on every call cost more
- * than the query itself.
+ * buildTarget, remembered per profile (a reload makes new profile objects) and its resolved
+ * references: parsing the url and reading a CA file on every call cost more than the query
+ * itself. The references are resolved again at most every few seconds: a changed secret or
+ * environment value makes a new target (and pool) within that time.
  */
-export async function cachedTarget(
+export function cachedTarget(
   name: string,
   profile: PostgresProfile,
   resolve: (value: string, where: string) => string,
   addSecret: (value: string) => void,
   baseDir: string,
   now = Date.now(),
-): Promise<PgTarget> {
+): PgTarget | Promise<PgTarget> {
+  const hit = targetCache.get(profile);
+  if (hit && hit.until > now) return hit.target;
   const where = `profiles.json: ${name}`;
   const r = (v: string | undefined, field: string): string => (v === undefined ? '' : resolve(v, `${where}.${field}`));
   const key = [
@@ -93,11 +96,14 @@ export async function cachedTarget(
     r(profile.user, 'user'),
     r(profile.password, 'password'),
   ].join('\0');
-  const hit = targetCache.get(profile);
-  if (hit && hit.key === key && hit.until > now) return hit.target;
-  const target = await buildTarget(name, profile, resolve, addSecret, baseDir);
-  targetCache.set(profile, { key, target, until: now + TARGET_CACHE_MS });
-  return target;
+  if (hit && hit.key === key) {
+    hit.until = now + TARGET_CACHE_MS;
+    return hit.target;
+  }
+  return buildTarget(name, profile, resolve, addSecret, baseDir).then((target) => {
+    targetCache.set(profile, { key, target, until: now + TARGET_CACHE_MS });
+    return target;
+  });
 }
 
 export async function buildTarget(
@@ -235,15 +241,16 @@ export class PgPools implements Closeable {
   }
 
   /**
-   * Checks out a connection (a fresh one replaces a lost one). The wait honours `signal`.
+   * Checks out a connection (a fresh one replaces a lost one). The wait honours `cancel`.
    * `checkPrivileges` runs the read-only login check once per pool.
    */
-  async session(target: PgTarget, signal: AbortSignal, opts: { checkPrivileges: boolean; action: string }): Promise<PgSession> {
+  async session(target: PgTarget, cancel: CallCancel, opts: { checkPrivileges: boolean; action: string }): Promise<PgSession> {
     if (this.closed) throw new ToolError('INTERNAL', 'the postgres pools are closed');
-    const entry = await this.entryFor(target);
+    const known = this.entries.get(target.name);
+    const entry = known && known.key === target.key ? known : await this.entryFor(target);
     const errCtx = { profile: target.name, where: target.where, phase: 'connect' as const, action: opts.action };
-    const client = await abortable(entry.pool.connect(), signal, (c) => c.release(true)).catch((e: unknown) => {
-      if (signal.aborted) throw signal.reason;
+    const client = await abortable(entry.pool.connect(), cancel, (c) => c.release(true)).catch((e: unknown) => {
+      if (cancel.aborted) throw cancel.reason;
       throw toolErrorFromPg(e, errCtx);
     });
     const session = new PgSession(entry, client, this.parserLookup!, this.log);
@@ -252,10 +259,10 @@ export class PgPools implements Closeable {
         // never start a READ ONLY transaction on a connection already inside one: BEGIN would
         // only warn and the statement would run in the old (maybe writable) transaction
         session.release(true);
-        return this.session(target, signal, opts);
+        return this.session(target, cancel, opts);
       }
       if (opts.checkPrivileges) {
-        entry.privileges ??= session.checkPrivileges(signal);
+        entry.privileges ??= session.checkPrivileges(cancel);
         let report: PrivilegeReport;
         try {
           report = await entry.privileges;
@@ -285,8 +292,15 @@ export class PgPools implements Closeable {
     }
   }
 
+  /** The names of these type oids when all are known already (see typeNames). */
+  knownTypeNames(session: PgSession, oids: number[]): Map<number, string> | undefined {
+    const names = session.entry.typeNames;
+    for (const o of oids) if (!names.has(o)) return undefined;
+    return names;
+  }
+
   /** Names of type oids (format_type), cached per pool; unknown ones are looked up once. */
-  async typeNames(session: PgSession, oids: number[], signal: AbortSignal): Promise<Map<number, string>> {
+  async typeNames(session: PgSession, oids: number[], cancel: CallCancel): Promise<Map<number, string>> {
     const names = session.entry.typeNames;
     const missing = [...new Set(oids)].filter((o) => !names.has(o));
     if (missing.length > 0) {
@@ -301,7 +315,7 @@ export class PgPools implements Closeable {
           },
           { text: 'ROLLBACK' },
         ],
-        signal,
+        cancel,
       );
       for (const row of r?.rows ?? []) names.set(Number(row[0]), String(row[1]));
       for (const o of missing) if (!names.has(o)) names.set(o, String(o));
@@ -325,23 +339,22 @@ function riskyPrivileges(r: PrivilegeReport): string[] {
   return out;
 }
 
-/** Resolves with the value unless `signal` fires first; a late value is handed to `discard`. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal, discard: (v: T) => void): Promise<T> {
-  if (signal.aborted) {
+/** Resolves with the value unless the call is aborted first; a late value is handed to `discard`. */
+function abortable<T>(p: Promise<T>, cancel: CallCancel, discard: (v: T) => void): Promise<T> {
+  if (cancel.aborted) {
     p.then(discard, () => undefined);
-    return Promise.reject(signal.reason);
+    return Promise.reject(cancel.reason);
   }
   return new Promise<T>((resolve, reject) => {
     let done = false;
-    const onAbort = (): void => {
+    const off = cancel.onAbort(() => {
       if (done) return;
       done = true;
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
+      reject(cancel.reason);
+    });
     p.then(
       (v) => {
-        signal.removeEventListener('abort', onAbort);
+        off();
         if (done) discard(v);
         else {
           done = true;
@@ -349,7 +362,7 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal, discard: (v: T) => voi
         }
       },
       (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        off();
         if (!done) {
           done = true;
           reject(e);
@@ -373,13 +386,24 @@ interface ClientInternals {
 export class PgSession {
   broken = false;
   private released = false;
+  /** The tail of the last batch (options.settleAfter) while it still runs on the server. */
+  private tail: Promise<boolean> | undefined;
 
   constructor(
     readonly entry: PoolEntry,
     private readonly client: PoolClient,
     private readonly lookup: ParserLookup,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // a checked-out client has no pool listener: a connection that dies while it is out (also
+    // before its batch tail has ended) is reported here, not thrown
+    client.on('error', this.onClientError);
+  }
+
+  private readonly onClientError = (err: Error): void => {
+    this.broken = true;
+    this.log.warn('postgres connection lost; it will be replaced', { profile: this.entry.target.name, error: err.message });
+  };
 
   get pid(): number | undefined {
     return (this.client as unknown as ClientInternals).processID;
@@ -397,19 +421,21 @@ export class PgSession {
 
   /**
    * Runs one batch (one round trip). On abort the statement is cancelled on the server and
-   * the session is marked broken (released destroyed); the abort reason is thrown.
+   * the session is marked broken (released destroyed); the abort reason is thrown. With
+   * `settleAfter` the results come back before the batch's tail has run (see release).
    */
-  async run(steps: BatchStep[], signal: AbortSignal, action = 'query'): Promise<StepResult[]> {
-    if (signal.aborted) throw signal.reason;
-    const batch = new StatementBatch(steps, this.lookup);
-    const stop = this.onAbort(signal, batch.promise);
+  async run(steps: BatchStep[], cancel: CallCancel, action = 'query', opts: BatchOptions = {}): Promise<StepResult[]> {
+    if (cancel.aborted) throw cancel.reason;
+    const batch = new StatementBatch(steps, this.lookup, opts);
+    if (opts.settleAfter !== undefined) this.tail = batch.finished;
+    const stop = this.onAbort(cancel, batch.promise);
     try {
       this.client.query(batch as never);
       return await batch.promise;
     } catch (e) {
-      if (signal.aborted) {
+      if (cancel.aborted) {
         this.broken = true;
-        throw signal.reason;
+        throw cancel.reason;
       }
       if (isConnectionLost(e)) this.broken = true;
       throw toolErrorFromPg(e, {
@@ -433,7 +459,7 @@ export class PgSession {
    * COPY … TO STDOUT as a stream. `text` must already have been parsed alone through the
    * extended protocol (pg-copy-streams sends it as a simple query).
    */
-  async copyOut(text: string, signal: AbortSignal): Promise<{ stream: Readable; rowCount: () => number; done: () => void }> {
+  async copyOut(text: string, cancel: CallCancel): Promise<{ stream: Readable; rowCount: () => number; done: () => void }> {
     const { to } = await loadCopy();
     const stream = to(text, { highWaterMark: 1 << 16 });
     const finished = new Promise<void>((resolve, reject) => {
@@ -442,16 +468,16 @@ export class PgSession {
       stream.on('error', reject);
     });
     finished.catch(() => undefined);
-    const stop = this.onAbort(signal, finished);
+    const stop = this.onAbort(cancel, finished);
     this.client.query(stream);
     return { stream, rowCount: () => stream.rowCount, done: stop };
   }
 
   /** Wraps an error raised while streaming COPY output. */
-  wrapError(e: unknown, signal: AbortSignal, action: string): unknown {
-    if (signal.aborted) {
+  wrapError(e: unknown, cancel: CallCancel, action: string): unknown {
+    if (cancel.aborted) {
       this.broken = true;
-      return signal.reason;
+      return cancel.reason;
     }
     if (isConnectionLost(e)) this.broken = true;
     return toolErrorFromPg(e, {
@@ -463,13 +489,11 @@ export class PgSession {
     });
   }
 
-  private onAbort(signal: AbortSignal, work: Promise<unknown>): () => void {
-    const onAbort = (): void => {
+  private onAbort(cancel: CallCancel, work: Promise<unknown>): () => void {
+    return cancel.onAbort(() => {
       this.broken = true;
       void this.cancelOnServer(work);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    return () => signal.removeEventListener('abort', onAbort);
+    });
   }
 
   /**
@@ -532,7 +556,7 @@ export class PgSession {
     con.connect(this.target.config.port ?? 5432, this.target.config.host ?? 'localhost');
   }
 
-  async checkPrivileges(signal: AbortSignal): Promise<PrivilegeReport> {
+  async checkPrivileges(cancel: CallCancel): Promise<PrivilegeReport> {
     const [, r] = await this.run(
       [
         { text: 'BEGIN READ ONLY' },
@@ -546,18 +570,33 @@ export class PgSession {
         },
         { text: 'ROLLBACK' },
       ],
-      signal,
+      cancel,
       'privilege check',
     );
     const row = r?.rows[0] ?? [];
     return { user: String(row[0]), superuser: row[1] === true, roles: (row[2] as string[]) ?? [], dblink: (row[3] as string[]) ?? [] };
   }
 
-  /** Back to the pool, or destroyed when broken (`destroy`): a lost connection is replaced. */
+  /**
+   * Back to the pool, or destroyed when broken (`destroy`): a lost connection is replaced. A
+   * batch tail still running on the server (ROLLBACK, unlock) does not hold the connection back:
+   * pg sends the next batch on it only after the tail's ReadyForQuery, so a call that follows at
+   * once reuses it instead of opening another. A tail that fails ends the connection (whoever
+   * has it by then retries a read on a new one), so no connection outlives a failed cleanup.
+   */
   release(destroy = false): void {
     if (this.released) return;
     this.released = true;
+    const tail = this.tail;
+    this.tail = undefined;
+    if (tail)
+      void tail.then((ok) => {
+        if (ok) return;
+        this.log.warn('the cleanup after a read failed; closing its postgres connection', { profile: this.entry.target.name });
+        (this.client as unknown as ClientInternals).connection.stream.destroy?.();
+      });
     const kill = destroy || this.broken || this.transactionStatus() !== 'I';
+    this.client.off('error', this.onClientError);
     try {
       this.client.release(kill ? true : undefined);
     } catch {

@@ -75,6 +75,17 @@ export interface NestedCallOptions {
 }
 
 /**
+ * A call's cancellation, for code that only needs to hear of it: no AbortSignal is made (see
+ * src/exec/call-abort.ts). `reason` is a ToolError once aborted.
+ */
+export interface CallCancel {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  /** Runs `fn` once when the call is aborted; returns a function that removes it. */
+  onAbort(fn: () => void): () => void;
+}
+
+/**
  * What a handler gets from the pipeline. Handlers never touch SQLite, timeouts, redaction or
  * files directly: everything cross-cutting comes through here.
  */
@@ -86,6 +97,8 @@ export interface ActionContext {
   readonly action: string;
   /** Aborted on timeout_ms or client cancellation; `signal.reason` is a ToolError. */
   readonly signal: AbortSignal;
+  /** The same cancellation as `signal`, for code that needs no AbortSignal (cheaper). */
+  readonly cancel: CallCancel;
   /** Epoch ms at which the call times out. */
   readonly deadline: number;
   /** Inline cap of the reply (max_bytes, default limits.inline_max_bytes). */

@@ -400,6 +400,7 @@ export class Pipeline {
       get signal() {
         return controller.signal;
       },
+      cancel: controller,
       deadline: c.deadline,
       maxBytes: c.maxBytes,
       services,

@@ -177,10 +177,23 @@ void describe('read-only bypass attacks (reader login, read_only profile)', () =
   });
 
   void test('a session advisory lock taken by a read query does not outlive the call', async () => {
-    await env.ok({ action: 'query', profile: 'ro', sql: 'SELECT pg_advisory_lock(777)' });
-    assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 777`, 'app'), '0');
+    // the unlock goes out with the statement and runs right after it (the reply does not wait
+    // for it): the lock is gone a moment after the reply, on a connection that stays open
+    const locks = (id: number): string => env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = ${id}`, 'app');
+    const r = await env.ok<{ rows: { pid: number }[] }>({
+      action: 'query',
+      profile: 'ro',
+      sql: 'SELECT pg_advisory_lock(777), pg_backend_pid() AS pid',
+    });
+    const pid = r.rows[0]!.pid;
+    assert.ok(await eventually(() => locks(777) === '0', 2000), 'lock 777 released');
+    assert.equal(
+      env.pg.psql(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${pid}`, 'app'),
+      '1',
+      'released by the unlock, not by a disconnect',
+    );
     await env.fail({ action: 'query', profile: 'ro', sql: 'SELECT pg_advisory_lock(778), 1/0' });
-    assert.equal(env.pg.psql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 778`, 'app'), '0');
+    assert.ok(await eventually(() => locks(778) === '0', 2000), 'lock 778 released');
   });
 
   void test('DO blocks and PREPARE do not carry a write past the transaction', async () => {

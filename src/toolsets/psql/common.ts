@@ -54,6 +54,9 @@ export function pickProfile(services: Pick<Services, 'config'>, args: ProfileArg
       },
     );
   }
+  const key = args.profile ?? args.profile_name ?? '';
+  const known = pickCache.get(services.config)?.get(key);
+  if (known) return known;
   const all = postgresProfiles(services);
   const names = Object.keys(all);
   const profilesIssue = services.config.issues.find((i) => i.file.endsWith('profiles.json'));
@@ -87,8 +90,15 @@ export function pickProfile(services: Pick<Services, 'config'>, args: ProfileArg
       hint: `a human can add it to "psql": { "allow_profiles": [...] } in policy.json (now: ${allow.join(', ') || 'none'})`,
     });
   }
-  return { name, profile };
+  const pick = { name, profile };
+  let byKey = pickCache.get(services.config);
+  if (!byKey) pickCache.set(services.config, (byKey = new Map()));
+  byKey.set(key, pick);
+  return pick;
 }
+
+/** Profiles picked without error, per loaded config (a reload makes a new one) and name asked for. */
+const pickCache = new WeakMap<object, Map<string, PickedProfile>>();
 
 function globMatch(pattern: string, name: string): boolean {
   if (!pattern.includes('*')) return pattern === name;
@@ -105,7 +115,8 @@ export function pools(services: Services): PgPools {
   return services.shared('pg-pools', () => new PgPools(services.log));
 }
 
-export async function targetFor(services: Services, picked: PickedProfile): Promise<PgTarget> {
+/** The profile's connection target: at once when it is cached (see cachedTarget). */
+export function targetFor(services: Services, picked: PickedProfile): PgTarget | Promise<PgTarget> {
   return cachedTarget(
     picked.name,
     picked.profile,
@@ -132,10 +143,11 @@ export async function withSession<T>(
   fn: (s: PgSession, picked: PickedProfile) => Promise<T>,
 ): Promise<T> {
   const picked = pickProfile(ctx.services, args);
-  const target = await targetFor(ctx.services, picked);
+  const t = targetFor(ctx.services, picked);
+  const target = t instanceof Promise ? await t : t;
   const p = pools(ctx.services);
   for (let attempt = 0; ; attempt++) {
-    const s = await p.session(target, ctx.signal, {
+    const s = await p.session(target, ctx.cancel, {
       checkPrivileges: opts.read && needsPrivilegeCheck(ctx.services, picked.profile),
       action: ctx.action,
     });
@@ -143,7 +155,7 @@ export async function withSession<T>(
       return await fn(s, picked);
     } catch (e) {
       const retry =
-        opts.read && attempt === 0 && s.broken && !ctx.signal.aborted && e instanceof ToolError && e.code === 'CONNECTION_FAILED';
+        opts.read && attempt === 0 && s.broken && !ctx.cancel.aborted && e instanceof ToolError && e.code === 'CONNECTION_FAILED';
       if (!retry) throw e;
       ctx.log.info('postgres connection lost; retrying on a new one', { profile: picked.name });
     } finally {
@@ -159,26 +171,26 @@ export function statementTimeout(ctx: ActionContext, profile: PostgresProfile): 
 
 /**
  * BEGIN READ ONLY; statement_timeout; <inner steps>; ROLLBACK; release session advisory locks
- * — one round trip. Returns the inner steps' results. When a step fails the server skips the
- * rest, and the transaction is rolled back here. The timeout is set by a query, so by the time
- * the user's statement runs the transaction has run a query, and `SET TRANSACTION READ WRITE`
- * is refused by Postgres.
+ * — one round trip to the results. When a step fails the server skips the rest, and the
+ * transaction is rolled back here. The timeout is set by a query, so by the time the user's
+ * statement runs the transaction has run a query, and `SET TRANSACTION READ WRITE` is refused
+ * by Postgres. The results come back as soon as the inner steps are done; ROLLBACK and the
+ * unlock run on the server meanwhile, and the connection returns to the pool only after them
+ * (PgSession.release). Nothing of the call is visible outside the transaction either way: it
+ * was read-only, and a session lock the statement took is held a round trip longer at most.
  */
 export async function runReadOnly(s: PgSession, ctx: ActionContext, timeoutMs: number, inner: BatchStep[]): Promise<StepResult[]> {
-  const head: BatchStep[] = [
+  const steps: BatchStep[] = [
     { text: 'BEGIN READ ONLY' },
     { text: "SELECT set_config('statement_timeout', $1, true)", values: [String(timeoutMs)] },
-  ];
-  const steps: BatchStep[] = [
-    ...head,
     ...inner,
     { text: 'ROLLBACK' },
     // session-level advisory locks survive ROLLBACK; a pooled connection must not keep one
     { text: 'SELECT pg_advisory_unlock_all()' },
   ];
   try {
-    const results = await s.run(steps, ctx.signal, ctx.action);
-    return results.slice(head.length, head.length + inner.length);
+    const results = await s.run(steps, ctx.cancel, ctx.action, { settleAfter: 2 + inner.length });
+    return results.slice(2, 2 + inner.length);
   } catch (e) {
     await cleanup(s);
     throw e;
@@ -197,11 +209,9 @@ export async function cleanup(s: PgSession): Promise<void> {
 
 export async function columnsOf(ctx: ActionContext, s: PgSession, fields: FieldInfo[]): Promise<{ name: string; type: string }[]> {
   if (fields.length === 0) return [];
-  const names = await pools(ctx.services).typeNames(
-    s,
-    fields.map((f) => f.dataTypeID),
-    ctx.signal,
-  );
+  const oids = fields.map((f) => f.dataTypeID);
+  const p = pools(ctx.services);
+  const names = p.knownTypeNames(s, oids) ?? (await p.typeNames(s, oids, ctx.cancel));
   return fields.map((f) => ({ name: f.name, type: names.get(f.dataTypeID) ?? String(f.dataTypeID) }));
 }
 

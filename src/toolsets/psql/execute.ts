@@ -66,14 +66,14 @@ export const executeAction = defineAction({
         if (a.transaction) {
           const results = await s.run(
             [{ text: 'BEGIN' }, { text: "SELECT set_config('statement_timeout', $1, true)", values: [timeout] }, user, { text: 'COMMIT' }],
-            ctx.signal,
+            ctx.cancel,
             'execute',
           );
           r = results[2]!;
         } else {
           // alone before its Sync: VACUUM and friends refuse to run in a (pipelined) block
-          await s.run([{ text: "SELECT set_config('statement_timeout', $1, false)", values: [timeout] }], ctx.signal, 'execute');
-          r = (await s.run([user], ctx.signal, 'execute'))[0]!;
+          await s.run([{ text: "SELECT set_config('statement_timeout', $1, false)", values: [timeout] }], ctx.cancel, 'execute');
+          r = (await s.run([user], ctx.cancel, 'execute'))[0]!;
           await s.simple('RESET statement_timeout');
         }
       } catch (e) {

@@ -93,7 +93,7 @@ export const exportAction = defineAction({
                 rows: { keep: 1 },
               },
             ],
-            ctx.signal,
+            ctx.cancel,
             'export',
           );
           const row = rel!.rows[0];
@@ -112,7 +112,7 @@ export const exportAction = defineAction({
                 : `(SELECT * FROM ${qualified})`;
           copyText = `COPY ${from} TO STDOUT WITH ${opts}`;
           // the server's own quoting made the name; parsing the COPY alone proves it is one statement
-          await s.run([{ text: copyText, parseOnly: true }], ctx.signal, 'export');
+          await s.run([{ text: copyText, parseOnly: true }], ctx.cancel, 'export');
         } else {
           const sql = a.sql!.replace(/;\s*$/, '');
           source = 'query';
@@ -120,7 +120,7 @@ export const exportAction = defineAction({
           copyText = `COPY ${from} TO STDOUT WITH ${opts}`;
           // the query alone first (stacked statements are refused at Parse), then the COPY that
           // wraps it: pg-copy-streams sends COPY as a simple query, so it must be one statement
-          await s.run([...begin, { text: a.sql!, parseOnly: true }, { text: copyText, parseOnly: true }], ctx.signal, 'export');
+          await s.run([...begin, { text: a.sql!, parseOnly: true }, { text: copyText, parseOnly: true }], ctx.cancel, 'export');
         }
       } catch (e) {
         await cleanup(s);
@@ -144,7 +144,7 @@ async function copyTo(
   let progress: NodeJS.Timeout | undefined;
   let tmp: string | undefined;
   try {
-    copy = await s.copyOut(copyText, ctx.signal);
+    copy = await s.copyOut(copyText, ctx.cancel);
     if (filePath) {
       tmp = join(dirname(filePath), `.${basename(filePath)}.infra-${process.pid}-${Date.now()}.tmp`);
       const meter = new Meter(PREVIEW_BYTES);
@@ -186,7 +186,7 @@ async function copyTo(
     };
   } catch (e) {
     if (tmp) await fsp.unlink(tmp).catch(() => undefined);
-    throw s.wrapError(e, ctx.signal, 'export');
+    throw s.wrapError(e, ctx.cancel, 'export');
   } finally {
     if (progress) clearInterval(progress);
     copy?.done();
