@@ -41,7 +41,12 @@ interface Compiled {
   text: RegExp | undefined;
   latin1: RegExp | undefined;
   maxLatin1: number;
+  /** No match is shorter than this (a shorter string needs no search). */
+  minLength: number;
 }
+
+/** The shortest text any token shape matches (slack_token: xoxb- and ten characters). */
+const MIN_SHAPE_LENGTH = 15;
 
 /**
  * Replaces registered secret values (and their base64 / URL-encoded forms) and well-known token
@@ -83,14 +88,16 @@ export class Redactor {
       text: textAlts.length ? new RegExp(textAlts.join('|'), 'g') : undefined,
       latin1: latinAlts.length ? new RegExp(latinAlts.join('|'), 'g') : undefined,
       maxLatin1: latinForms.reduce((m, f) => Math.max(m, f.length), 0),
+      minLength: Math.min(this.shapes ? MIN_SHAPE_LENGTH : Infinity, ...sorted.map((f) => f.length)),
     };
     return this.compiled;
   }
 
   /** Redacts a JS string (replies, audit rows, logs). */
   redact(text: string): string {
-    const re = this.compile().text;
-    if (!re || text.length === 0) return text;
+    const c = this.compile();
+    const re = c.text;
+    if (!re || text.length < c.minLength) return text;
     re.lastIndex = 0;
     return text.replace(re, replacer);
   }

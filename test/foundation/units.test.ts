@@ -44,6 +44,17 @@ describe('redactor', () => {
     assert.equal(r.redact('Authorization: Bearer abcdefgh12345678'), 'Authorization: Bearer [REDACTED:bearer]');
   });
 
+  it('finds the shortest matches whole: a 4-character secret and the shortest token shapes alone in a string', () => {
+    const short = new Redactor();
+    short.addSecret('pw42');
+    assert.equal(short.redact('pw42'), '[REDACTED]');
+    // each is exactly as long as the shape's shortest match (strings shorter than every match are not searched)
+    for (const s of ['xoxb-1234567890', 'Bearer abcdefgh', 'AKIAABCDEFGHIJKLMNOP']) {
+      assert.match(short.redact(s), /REDACTED/, s);
+      assert.equal(short.redact(s.slice(1)), s.slice(1));
+    }
+  });
+
   it('redacts a secret split across stream chunks', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'infra-unit-'));
     const sink = new BoundedSink({
