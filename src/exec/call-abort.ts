@@ -1,4 +1,12 @@
+import type { CallCancel } from '../core/define-action.js';
 import { isToolError, ToolError } from '../core/errors.js';
+
+/** What a call can follow: an AbortSignal, or a CallCancel (a parent call, the stdio transport). */
+export type CancelSource = AbortSignal | CallCancel;
+
+function isCallCancel(s: CancelSource): s is CallCancel {
+  return typeof (s as Partial<CallCancel>).onAbort === 'function';
+}
 
 /**
  * A call's cancellation: its timeout, the client's cancel, a job's cancel or a parent's abort.
@@ -6,7 +14,7 @@ import { isToolError, ToolError } from '../core/errors.js';
  * the handler asks for it: most reads never do, and an AbortController with its listeners is a
  * measurable part of a fast call. Once aborted, the reason is a ToolError and stays the first one.
  */
-export class CallAbort {
+export class CallAbort implements CallCancel {
   private controller: AbortController | undefined;
   private listeners: (() => void)[] | undefined;
   reason: ToolError | undefined;
@@ -45,9 +53,10 @@ export class CallAbort {
   private following: NodeJS.Immediate | undefined;
 
   /** Client cancellation (or a parent's abort) aborts this call too. */
-  follow(signal: AbortSignal | undefined): void {
+  follow(signal: CancelSource | undefined): void {
     if (!signal) return;
-    if (signal.aborted) this.abort(cancelled());
+    if (signal.aborted) this.abort(reasonOf(signal));
+    else if (isCallCancel(signal)) signal.onAbort(() => this.abort(reasonOf(signal)));
     else signal.addEventListener('abort', () => this.abort(reasonOf(signal)), { once: true });
   }
 
@@ -57,9 +66,10 @@ export class CallAbort {
    * read) cannot be cancelled and needs no listener, and one that goes on follows the signal
    * before any later input is handled (a signal aborted meanwhile is seen then).
    */
-  followSoon(signal: AbortSignal | undefined): void {
+  followSoon(signal: CancelSource | undefined): void {
     if (!signal) return;
-    if (signal.aborted) this.abort(cancelled());
+    // a CallCancel costs a push to follow, now
+    if (signal.aborted || isCallCancel(signal)) this.follow(signal);
     else
       this.following = setImmediate(() => {
         this.following = undefined;
@@ -78,7 +88,7 @@ export function cancelled(): ToolError {
   return new ToolError('CANCELLED', 'the client cancelled the call', { retryable: false });
 }
 
-export function reasonOf(signal: AbortSignal): ToolError {
+export function reasonOf(signal: CancelSource): ToolError {
   return isToolError(signal.reason) ? signal.reason : cancelled();
 }
 

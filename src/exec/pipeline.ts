@@ -17,7 +17,7 @@ import {
 import type { Envelope, ErrorEnvelope, OkEnvelope, TruncationInfo } from '../core/envelope.js';
 import { isToolError, ToolError, type ErrorCode } from '../core/errors.js';
 import { newCallId, newJobId } from '../core/ids.js';
-import { CallAbort, cancelled, Deadlines } from './call-abort.js';
+import { CallAbort, cancelled, Deadlines, type CancelSource } from './call-abort.js';
 import type { Services } from '../core/services.js';
 import { formatZodIssues } from '../config/load.js';
 import { actionRefusal, listingEffect, needsConfirm } from '../policy/policy.js';
@@ -35,8 +35,8 @@ export type Confirmer = (request: { tool: string; action: string; key: string; m
 
 export interface CallOptions {
   parentId?: string | undefined;
-  /** Client cancellation (notifications/cancelled) or the parent's signal. */
-  signal?: AbortSignal | undefined;
+  /** Client cancellation (notifications/cancelled) or the parent's abort. */
+  signal?: CancelSource | undefined;
   /** Sends progress notifications; absent when the client sent no progress token. */
   onProgress?: ((update: ProgressUpdate) => void) | undefined;
   client?: ClientInfo | undefined;
@@ -63,6 +63,14 @@ interface Registered {
 
 /** Bounds the serialized result inline; a bigger result stays in call.json. */
 const RESULT_CEILING = (maxBytes: number): number => Math.max(maxBytes * 4, 256 * 1024);
+
+/** JSON.stringify of envelopes the pipeline returned, made while recording them (never changed after). */
+const knownJson = new WeakMap<Envelope, string>();
+
+/** The JSON text of an envelope this pipeline returned, when it made it already. */
+export function envelopeJson(env: Envelope): string | undefined {
+  return knownJson.get(env);
+}
 
 const ABORT_GRACE_MS = 3000;
 /** Every call's timeout, on one timer (src/exec/call-abort.ts). */
@@ -184,7 +192,9 @@ export class Pipeline {
       auditTarget = target;
       const refusal = actionRefusal(reg.tool, def, effect, services);
       if (refusal) throw new ToolError('DENIED', refusal.message, { hint: refusal.hint });
-      if (def.gate) await def.gate(args, services);
+      // (a gate that decides at once does not cost a turn)
+      const gated = def.gate?.(args, services);
+      if (gated) await gated;
     } catch (e) {
       const err = asToolError(e);
       return refuse(err.code === 'DENIED' ? 'denied' : err.code === 'INVALID_ARGUMENT' ? 'invalid' : 'error', err, toolName, action);
@@ -433,7 +443,7 @@ export class Pipeline {
       call: (tool: string, args: Record<string, unknown>, o?: NestedCallOptions) =>
         this.call(tool, args, {
           parentId: callId,
-          signal: o?.signal ?? controller.signal,
+          signal: o?.signal ?? controller,
           onProgress: c.opts.onProgress,
           client: c.opts.client,
           confirm: c.opts.confirm,
@@ -506,8 +516,10 @@ export class Pipeline {
       };
     }
     const endedAt = Date.now();
+    // call.json: the call's facts indented, then the envelope as the reply carried it, on one
+    // line (it is already serialised; a second, indented pass cost as much as the rest)
     const record = (): string =>
-      JSON.stringify(
+      `${JSON.stringify(
         {
           call_id: callId,
           parent_id: c.opts.parentId ?? null,
@@ -529,11 +541,10 @@ export class Pipeline {
             artifact_limited: r.artifact_limited,
             ...(envelope.ok ? {} : { incomplete: true }),
           })),
-          envelope,
         },
         null,
         2,
-      );
+      ).slice(0, -2)},\n  "envelope": ${full}\n}`;
     if (c.behind) {
       // the reply goes now; call.json and the row's close are built right after it and follow
       // (the client's next read of this call's artifacts or of the audit index waits for them)
@@ -561,6 +572,7 @@ export class Pipeline {
       const r = finalEnvelope.result;
       finalEnvelope = { ...finalEnvelope, result: { ...(r && typeof r === 'object' && !Array.isArray(r) ? r : {}), ...replyOnly } };
     }
+    if (finalEnvelope === envelope) knownJson.set(envelope, full);
     return finalEnvelope;
   }
 

@@ -13,8 +13,11 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Envelope } from '../core/envelope.js';
+import { envelopeJson } from '../exec/pipeline.js';
+import type { DirectHandler } from './stdio-transport.js';
 import type { Runtime } from '../exec/runtime.js';
 import type { Confirmer } from '../exec/pipeline.js';
+import type { CancelSource } from '../exec/call-abort.js';
 import { listTools } from './tool-list.js';
 import { getPrompt, listPrompts } from './prompts.js';
 import { isToolError } from '../core/errors.js';
@@ -29,7 +32,7 @@ export const SERVER_INSTRUCTIONS = [
 ].join(' ');
 
 /** The text part of a reply: a one-line summary, then the envelope as JSON. */
-export function replyText(env: Envelope): string {
+export function replyText(env: Envelope, envJson = JSON.stringify(env)): string {
   let line: string;
   if (env.ok) {
     const r = env.result as Record<string, unknown> | null;
@@ -39,7 +42,16 @@ export function replyText(env: Envelope): string {
   } else {
     line = `error ${env.error.code}: ${env.error.message}${env.error.hint ? ` (hint: ${env.error.hint})` : ''}`;
   }
-  return `${line}\n${JSON.stringify(env)}`;
+  return `${line}\n${envJson}`;
+}
+
+/**
+ * The JSON text of toCallResult(env), built around the envelope's JSON when the pipeline
+ * already made it (envelopeJson), so a reply serialises the envelope once more, not thrice.
+ */
+export function callResultJson(env: Envelope): string {
+  const json = envelopeJson(env) ?? JSON.stringify(env);
+  return `{"content":[{"type":"text","text":${JSON.stringify(replyText(env, json))}}],"structuredContent":${json}${env.ok ? '' : ',"isError":true'}}`;
 }
 
 export function toCallResult(env: Envelope): CallToolResult {
@@ -55,7 +67,15 @@ export function toCallResult(env: Envelope): CallToolResult {
  * (DESIGN §1), artifacts as resources, logging notifications. `getRuntime` resolves once the
  * project is known (it may wait for the client's roots).
  */
-export function createServer(getRuntime: () => Promise<Runtime>): Server {
+/** The SDK Server with infra's handlers, and what the stdio wiring needs besides. */
+export interface InfraServer extends Server {
+  /** Tell clients the tool list changed (policy reload, upstream tools). */
+  toolsChanged(): void;
+  /** tools/call for GuardedStdioServerTransport.direct (the same handling as the SDK's path). */
+  direct: DirectHandler;
+}
+
+export function createServer(getRuntime: () => Promise<Runtime>): InfraServer {
   const server = new Server(
     { name: 'infra', version: VERSION, title: 'infra' },
     {
@@ -92,14 +112,19 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
   };
 
   let ready: Runtime | undefined;
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+  /** One tools/call: the SDK's handler and the direct path both come here. */
+  const callTool = async (
+    name: string,
+    args: Record<string, unknown>,
+    signal: CancelSource,
+    progressToken: string | number | undefined,
+  ): Promise<Envelope> => {
     // once the runtime is there, a call does not wait a turn for it
     const rt = ready ?? (ready = await getRuntime());
-    const progressToken = request.params._meta?.progressToken;
     let progressCount = 0;
     const client = server.getClientVersion();
-    const env = await rt.call(request.params.name, request.params.arguments ?? {}, {
-      signal: extra.signal,
+    return rt.call(name, args, {
+      signal,
       replyBeforeRecorded: true,
       client: { name: client?.name, version: client?.version },
       confirm: server.getClientCapabilities()?.elicitation ? confirmer : undefined,
@@ -108,8 +133,8 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
           ? undefined
           : (u) => {
               progressCount++;
-              void extra
-                .sendNotification({
+              void server
+                .notification({
                   method: 'notifications/progress',
                   params: {
                     progressToken,
@@ -121,8 +146,25 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
                 .catch(() => undefined);
             },
     });
-    return toCallResult(env);
-  });
+  };
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) =>
+    toCallResult(await callTool(request.params.name, request.params.arguments ?? {}, extra.signal, request.params._meta?.progressToken)),
+  );
+
+  /*
+   * The direct path: a plain tools/call (a name, arguments an object or absent, nothing else:
+   * no _meta, no task) is answered without the SDK's dispatch, which checks each message
+   * against four schemas, parses the request twice and the result once more, and copies it.
+   * Anything else takes the SDK's path above.
+   */
+  const direct: DirectHandler = (method, params, signal) => {
+    if (method !== 'tools/call') return undefined;
+    const { name, arguments: args } = params;
+    if (typeof name !== 'string') return undefined;
+    if (args !== undefined && (!args || typeof args !== 'object' || Array.isArray(args))) return undefined;
+    for (const k in params) if (k !== 'name' && k !== 'arguments') return undefined;
+    return callTool(name, (args as Record<string, unknown> | undefined) ?? {}, signal, undefined).then(callResultJson);
+  };
 
   // prompts for common workflows, each built on a runbook (one audited run)
   server.setRequestHandler(ListPromptsRequestSchema, () => listPrompts());
@@ -179,11 +221,11 @@ export function createServer(getRuntime: () => Promise<Runtime>): Server {
     return { contents: [r.encoding === 'base64' ? { uri, mimeType, blob: r.content } : { uri, mimeType, text: r.content }] };
   });
 
-  /** Tell clients the list changed (policy reload, upstream tools). */
-  (server as Server & { toolsChanged?: () => void }).toolsChanged = () => {
-    generation++;
-    void server.sendToolListChanged().catch(() => undefined);
-  };
-
-  return server;
+  return Object.assign(server, {
+    toolsChanged: () => {
+      generation++;
+      void server.sendToolListChanged().catch(() => undefined);
+    },
+    direct,
+  });
 }

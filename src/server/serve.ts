@@ -36,7 +36,7 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
       const rt = await createRuntime({ project, env, logListeners: [logToClient], startUpstreams: true, recordWorker: true });
       rt.services.log.info('infra serving', { project: project.dir, found_by: project.source, artifacts: project.artifactsDir });
       // upstream tool lists and config edits change what tools/list shows (src/federation)
-      const toolsChanged = (): void => (server as typeof server & { toolsChanged?: () => void }).toolsChanged?.();
+      const toolsChanged = (): void => server.toolsChanged();
       rt.federation.onToolsChanged(toolsChanged);
       configWatch = watchConfig(
         project.dir,
@@ -90,6 +90,7 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
   }
 
   const transport = new GuardedStdioServerTransport();
+  transport.direct = server.direct;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;

@@ -6,6 +6,42 @@ import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
+ * A request the transport answers itself instead of passing it to the SDK's Protocol: given
+ * the method and params of a plain request (see isPlainRequest), it returns undefined at once
+ * to leave the request to the SDK, or a promise of the JSON text of the response's `result`.
+ * `cancel` aborts when the client cancels the request (notifications/cancelled); a cancelled
+ * request gets no response, as the SDK does.
+ */
+export type DirectHandler = (method: string, params: Record<string, unknown>, cancel: ClientCancel) => Promise<string> | undefined;
+
+/**
+ * The client's cancellation of one request (a CallCancel, src/core/define-action.ts): a flag and
+ * listeners, where an AbortController per request would cost more than a fast call's handling.
+ */
+export class ClientCancel {
+  aborted = false;
+  /** Undefined: the client gave no reason the server should report as its own. */
+  readonly reason: unknown = undefined;
+  private listeners: (() => void)[] | undefined;
+
+  onAbort(fn: () => void): () => void {
+    (this.listeners ??= []).push(fn);
+    return () => {
+      const i = this.listeners?.indexOf(fn) ?? -1;
+      if (i >= 0) this.listeners!.splice(i, 1);
+    };
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const ls = this.listeners;
+    this.listeners = undefined;
+    if (ls) for (const l of ls) l();
+  }
+}
+
+/**
  * Newline-delimited JSON-RPC over stdin/stdout, like the SDK's StdioServerTransport, but hostile
  * input never ends the server or leaves a client waiting:
  * - the SDK closes the transport (and so the server exits) when one line passes 10 MB; here an
@@ -24,6 +60,10 @@ export class GuardedStdioServerTransport implements Transport {
   private size = 0;
   private skipping = false;
   private started = false;
+  /** Requests being answered by `direct`, by id, for the client's cancellation. */
+  private readonly inflight = new Map<string | number, ClientCancel>();
+  /** Set by the server wiring (src/server/serve.ts): tools/call without the SDK's dispatch. */
+  direct?: DirectHandler;
 
   constructor(
     private readonly stdin: NodeJS.ReadableStream = process.stdin,
@@ -88,6 +128,7 @@ export class GuardedStdioServerTransport implements Transport {
     // the common case, a plain request or notification, is checked by hand (the SDK validates
     // each method's params again); anything else goes through the SDK's schema
     if (isPlainRequest(value)) {
+      if (this.direct && this.answerDirectly(value as PlainMessage)) return;
       this.onmessage?.(value);
       return;
     }
@@ -111,6 +152,46 @@ export class GuardedStdioServerTransport implements Transport {
     this.onmessage?.(parsed.data);
   }
 
+  /** Answers a request through `direct`, or follows a cancellation of one; false: the SDK's. */
+  private answerDirectly(m: PlainMessage): boolean {
+    if (m.id === undefined) {
+      // a cancellation of a request answered here; the SDK hears of it too (and finds nothing)
+      if (m.method === 'notifications/cancelled') {
+        const id = m.params?.requestId;
+        if (typeof id === 'string' || typeof id === 'number') this.inflight.get(id)?.abort();
+      }
+      return false;
+    }
+    const id = m.id;
+    const ac = new ClientCancel();
+    const pending = this.direct!(m.method, m.params ?? {}, ac);
+    if (!pending) return false;
+    this.inflight.set(id, ac);
+    const idJson = JSON.stringify(id);
+    pending.then(
+      (result) => {
+        if (this.inflight.get(id) === ac) this.inflight.delete(id);
+        if (ac.aborted) return;
+        this.writeLine(`{"result":${result},"jsonrpc":"2.0","id":${idJson}}`);
+      },
+      (e: unknown) => {
+        if (this.inflight.get(id) === ac) this.inflight.delete(id);
+        if (ac.aborted) return;
+        const message = e instanceof Error ? e.message : String(e);
+        this.writeLine(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32603, message: message || 'Internal error' } }));
+      },
+    );
+    return true;
+  }
+
+  private writeLine(line: string): void {
+    try {
+      this.stdout.write(line + '\n');
+    } catch (e) {
+      this.onerror?.(e as Error);
+    }
+  }
+
   private refuse(id: string | number | undefined, code: number, message: string): void {
     if (id === undefined && code === -32600 && this.head) id = idFromText(this.head);
     this.head = '';
@@ -131,6 +212,9 @@ export class GuardedStdioServerTransport implements Transport {
     if (this.stdin.listenerCount('data') === 0) this.stdin.pause();
     this.chunks = [];
     this.size = 0;
+    // like the SDK: requests still running are aborted and answer nothing
+    for (const ac of this.inflight.values()) ac.abort();
+    this.inflight.clear();
     this.onclose?.();
   }
 
@@ -155,6 +239,12 @@ function idFromText(text: string): string | number | undefined {
 }
 
 const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
+
+interface PlainMessage {
+  id?: string | number;
+  method: string;
+  params?: Record<string, unknown>;
+}
 
 /**
  * A JSON-RPC request or notification that JSONRPCMessageSchema certainly accepts as is: only

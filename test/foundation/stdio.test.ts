@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import stringify from 'safe-stable-stringify';
-import { REPO_ROOT, startStdio, type StdioSession } from '../helpers/client.js';
+import { CLI, REPO_ROOT, startStdio, type StdioSession } from '../helpers/client.js';
 import { makeProject, type TempProject } from '../helpers/project.js';
 
 function peakRssKb(pid: number): number {
@@ -103,6 +103,139 @@ describe('bounded memory', () => {
       assert.ok(Buffer.byteLength(result.stdout) <= 4096 + 100, `inline ${Buffer.byteLength(result.stdout)} bytes`);
       const peak = peakRssKb(s.pid);
       assert.ok(peak < 200 * 1024, `peak RSS ${Math.round(peak / 1024)} MB`);
+    } finally {
+      await s.close();
+      p.cleanup();
+    }
+  });
+});
+
+/** Starts dist/cli.js and speaks JSON-RPC lines to it by hand (ids and bytes as sent). */
+async function rawSession(env: Record<string, string>): Promise<{
+  request(id: string | number, method: string, params?: unknown): Promise<Record<string, unknown>>;
+  notify(method: string, params?: unknown): void;
+  /** Every line the server wrote so far, parsed. */
+  lines: Record<string, unknown>[];
+  close(): Promise<void>;
+}> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [CLI], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', INFRA_LOG_LEVEL: 'warn', ...env },
+    cwd: '/',
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  const waiting = new Map<string, (m: Record<string, unknown>) => void>();
+  let buf = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const m = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+      buf = buf.slice(nl + 1);
+      lines.push(m);
+      if ('id' in m) waiting.get(JSON.stringify(m.id))?.(m);
+    }
+  });
+  const send = (m: unknown): void => void child.stdin.write(JSON.stringify(m) + '\n');
+  const s = {
+    request: (id: string | number, method: string, params?: unknown) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        waiting.set(JSON.stringify(id), resolve);
+        send({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
+      }),
+    notify: (method: string, params?: unknown) => send({ jsonrpc: '2.0', method, ...(params === undefined ? {} : { params }) }),
+    lines,
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin.end();
+      await exited;
+    },
+  };
+  await s.request(0, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
+  s.notify('notifications/initialized');
+  return s;
+}
+
+describe('tools/call answered without the SDK dispatch (the direct path)', () => {
+  it('answers with the id as sent and a result the SDK schema accepts, like the SDK path does', async () => {
+    const p = makeProject();
+    const s = await rawSession({ MCP_PROFILES_DIR: p.infraDir });
+    try {
+      const { CallToolResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
+      await s.request('set-1', 'tools/call', { name: 'state', arguments: { action: 'set', key: 'k', value: 'v "quoted" ✓' } });
+      // the direct path (plain params) and the SDK path (_meta makes it take the SDK's) side by side
+      const direct = await s.request('get-"2"', 'tools/call', { name: 'state', arguments: { action: 'get', key: 'k' } });
+      const viaSdk = await s.request(7, 'tools/call', {
+        name: 'state',
+        arguments: { action: 'get', key: 'k' },
+        _meta: { progressToken: 'p' },
+      });
+      assert.equal(direct.id, 'get-"2"');
+      assert.equal(viaSdk.id, 7);
+      for (const m of [direct, viaSdk]) {
+        assert.equal(m.jsonrpc, '2.0');
+        const parsed = CallToolResultSchema.safeParse(m.result);
+        assert.ok(parsed.success, JSON.stringify(m).slice(0, 300));
+        const r = m.result as {
+          content: { type: string; text: string }[];
+          structuredContent: { ok: boolean; result: { value: string } };
+          isError?: boolean;
+        };
+        assert.equal(r.structuredContent.result.value, 'v "quoted" ✓');
+        assert.equal(r.isError, undefined);
+        // the text part is the summary line and then the same envelope
+        const [line, json] = [
+          r.content[0]!.text.slice(0, r.content[0]!.text.indexOf('\n')),
+          r.content[0]!.text.slice(r.content[0]!.text.indexOf('\n') + 1),
+        ];
+        assert.match(line, /^ok state\.get \(\d+ ms\) artifact:\/\/calls\//);
+        assert.deepEqual(JSON.parse(json), r.structuredContent);
+      }
+      // a tool error is a result with isError on both paths; a malformed call goes the SDK's way
+      const failed = await s.request(8, 'tools/call', { name: 'state', arguments: { action: 'get' } });
+      assert.equal((failed.result as { isError?: boolean }).isError, true);
+      assert.ok(CallToolResultSchema.safeParse(failed.result).success);
+      const malformed = await s.request(9, 'tools/call', { name: 42 });
+      assert.equal(malformed.result, undefined);
+      assert.match((malformed.error as { message: string }).message, /name/);
+    } finally {
+      await s.close();
+      p.cleanup();
+    }
+  });
+
+  it("a client's cancel stops the running call: no reply for it, the process is gone, the audit row says cancelled", async () => {
+    const p = makeProject();
+    const s = await rawSession({ MCP_PROFILES_DIR: p.infraDir, INFRA_UNSAFE_LOCAL: '1' });
+    try {
+      const started = Date.now();
+      const pending = s.request('slow', 'tools/call', { name: 'local', arguments: { action: 'exec', command: 'sleep', args: ['30.5'] } });
+      let answered = false;
+      void pending.then(() => (answered = true));
+      const { execFileSync } = await import('node:child_process');
+      const sleeping = (): boolean => {
+        try {
+          return execFileSync('pgrep', ['-f', 'sleep 30.5'], { encoding: 'utf8' }).trim().length > 0;
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; i < 50 && !sleeping(); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(sleeping(), 'the command started');
+      s.notify('notifications/cancelled', { requestId: 'slow', reason: 'test' });
+      for (let i = 0; i < 50 && sleeping(); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(sleeping(), false, 'the command was stopped');
+      assert.ok(Date.now() - started < 10_000);
+      const list = await s.request('audit', 'tools/call', { name: 'audit', arguments: { action: 'list', tool: 'local' } });
+      const rows = (list.result as { structuredContent: { result: { rows: { status: string }[] } } }).structuredContent.result.rows;
+      assert.deepEqual(
+        rows.map((r) => r.status),
+        ['cancelled'],
+      );
+      assert.equal(answered, false, 'a cancelled request gets no response');
+      assert.ok(!s.lines.some((m) => m.id === 'slow'));
     } finally {
       await s.close();
       p.cleanup();
