@@ -194,13 +194,28 @@ export async function buildTarget(
 }
 
 const CANCEL_GRACE_MS = 1500;
+/** A connection a call gave back waits this long for the next call before pg-pool gets it back. */
+const READY_MS = 1000;
+
+interface ReadyClient {
+  client: PoolClient;
+  at: number;
+  onError: (err: Error) => void;
+}
 
 interface PoolEntry {
   key: string;
   pool: Pool;
   target: PgTarget;
   privileges?: Promise<PrivilegeReport>;
+  /** The privilege check's outcome once known (so a call need not wait a turn for it). */
+  privilegeReport?: PrivilegeReport;
   typeNames: Map<number, string>;
+  /**
+   * Connections given back by calls, most recent last, still checked out of pg-pool: the next
+   * call takes one at once, where pg-pool's checkout costs a timer, a tick and events per call.
+   */
+  ready: ReadyClient[];
 }
 
 /**
@@ -212,6 +227,7 @@ export class PgPools implements Closeable {
   private readonly entries = new Map<string, PoolEntry>();
   private parserLookup: ParserLookup | undefined;
   private closed = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly log: Logger) {}
 
@@ -224,6 +240,7 @@ export class PgPools implements Closeable {
     if (again && again.key === target.key) return again;
     if (again) {
       this.entries.delete(target.name);
+      this.returnReady(again, 0);
       void again.pool.end().catch(() => undefined);
     }
     const pool = new pg.Pool({
@@ -235,9 +252,77 @@ export class PgPools implements Closeable {
     });
     // an idle pooled connection that dies emits here; pg-pool drops it and connects anew next time
     pool.on('error', (err) => this.log.warn('postgres connection lost; it will be replaced', { profile: target.name, error: err.message }));
-    const entry: PoolEntry = { key: target.key, pool, target, typeNames: new Map() };
+    const entry: PoolEntry = { key: target.key, pool, target, typeNames: new Map(), ready: [] };
     this.entries.set(target.name, entry);
     return entry;
+  }
+
+  /**
+   * A session's connection, healthy and idle, back from a call (see PoolEntry.ready). When
+   * calls are waiting in pg-pool for a connection (all of pool_max out), pg-pool gets it.
+   */
+  private keep(entry: PoolEntry, client: PoolClient): void {
+    if (this.closed || this.entries.get(entry.target.name) !== entry || entry.pool.waitingCount > 0) {
+      client.release();
+      return;
+    }
+    const item: ReadyClient = {
+      client,
+      at: Date.now(),
+      onError: (err) => {
+        const i = entry.ready.indexOf(item);
+        if (i >= 0) entry.ready.splice(i, 1);
+        this.log.warn('postgres connection lost; it will be replaced', { profile: entry.target.name, error: err.message });
+        client.release(err);
+      },
+    };
+    client.on('error', item.onError);
+    entry.ready.push(item);
+    this.sweeper ??= setInterval(() => {
+      let left = 0;
+      for (const e of this.entries.values()) left += this.returnReady(e, READY_MS);
+      if (left === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, READY_MS).unref();
+  }
+
+  /** Gives pg-pool back the ready connections idle longer than `olderThanMs`; returns how many stay. */
+  private returnReady(entry: PoolEntry, olderThanMs: number): number {
+    const cutoff = Date.now() - olderThanMs;
+    const stay: ReadyClient[] = [];
+    for (const r of entry.ready) {
+      if (r.at > cutoff) {
+        stay.push(r);
+        continue;
+      }
+      r.client.off('error', r.onError);
+      r.client.release();
+    }
+    entry.ready = stay;
+    return stay.length;
+  }
+
+  /**
+   * A session at once, without a turn of the event loop, when a ready connection is there and
+   * nothing needs checking first; undefined sends the caller to session().
+   */
+  readySession(target: PgTarget, opts: { checkPrivileges: boolean }): PgSession | undefined {
+    const entry = this.entries.get(target.name);
+    if (!entry || entry.key !== target.key || this.closed) return undefined;
+    if (opts.checkPrivileges && (!entry.privilegeReport || riskyPrivileges(entry.privilegeReport).length > 0)) return undefined;
+    const item = entry.ready.pop();
+    if (!item) return undefined;
+    item.client.off('error', item.onError);
+    const session = this.sessionOf(entry, item.client);
+    if (session.transactionStatus() === 'I') return session;
+    session.release(true);
+    return undefined;
+  }
+
+  private sessionOf(entry: PoolEntry, client: PoolClient): PgSession {
+    return new PgSession(entry, client, this.parserLookup!, this.log, (c) => this.keep(entry, c));
   }
 
   /**
@@ -249,11 +334,15 @@ export class PgPools implements Closeable {
     const known = this.entries.get(target.name);
     const entry = known && known.key === target.key ? known : await this.entryFor(target);
     const errCtx = { profile: target.name, where: target.where, phase: 'connect' as const, action: opts.action };
-    const client = await abortable(entry.pool.connect(), cancel, (c) => c.release(true)).catch((e: unknown) => {
-      if (cancel.aborted) throw cancel.reason;
-      throw toolErrorFromPg(e, errCtx);
-    });
-    const session = new PgSession(entry, client, this.parserLookup!, this.log);
+    const ready = entry.ready.pop();
+    if (ready) ready.client.off('error', ready.onError);
+    const client =
+      ready?.client ??
+      (await abortable(entry.pool.connect(), cancel, (c) => c.release(true)).catch((e: unknown) => {
+        if (cancel.aborted) throw cancel.reason;
+        throw toolErrorFromPg(e, errCtx);
+      }));
+    const session = this.sessionOf(entry, client);
     try {
       if (session.transactionStatus() !== 'I') {
         // never start a READ ONLY transaction on a connection already inside one: BEGIN would
@@ -265,7 +354,8 @@ export class PgPools implements Closeable {
         entry.privileges ??= session.checkPrivileges(cancel);
         let report: PrivilegeReport;
         try {
-          report = await entry.privileges;
+          report = entry.privilegeReport ?? (await entry.privileges);
+          entry.privilegeReport = report;
         } catch (e) {
           entry.privileges = undefined;
           throw e;
@@ -325,7 +415,10 @@ export class PgPools implements Closeable {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     const all = [...this.entries.values()];
+    for (const e of all) this.returnReady(e, 0);
     this.entries.clear();
     await Promise.allSettled(all.map((e) => e.pool.end()));
   }
@@ -394,6 +487,8 @@ export class PgSession {
     private readonly client: PoolClient,
     private readonly lookup: ParserLookup,
     private readonly log: Logger,
+    /** Takes a healthy, idle connection back for the next call (PgPools.keep). */
+    private readonly keep: (client: PoolClient) => void,
   ) {
     // a checked-out client has no pool listener: a connection that dies while it is out (also
     // before its batch tail has ended) is reported here, not thrown
@@ -598,7 +693,8 @@ export class PgSession {
     const kill = destroy || this.broken || this.transactionStatus() !== 'I';
     this.client.off('error', this.onClientError);
     try {
-      this.client.release(kill ? true : undefined);
+      if (kill) this.client.release(true);
+      else this.keep(this.client);
     } catch {
       /* already released */
     }

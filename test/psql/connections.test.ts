@@ -137,8 +137,16 @@ void describe('connections', () => {
   });
 
   void test('concurrent calls share the pool (pool_max) and all succeed', async () => {
+    // 20 calls of 20 ms on 5 connections: a connection a call gives back goes to a call waiting
+    // for one at once (a call that waited for the ready list's 1 s sweep would pass its deadline)
     const calls = Array.from({ length: 20 }, (_, i) =>
-      env.ok<{ rows: { v: number }[] }>({ action: 'query', profile: 'ro', sql: 'SELECT $1::int AS v, pg_sleep(0.02)', params: [i] }),
+      env.ok<{ rows: { v: number }[] }>({
+        action: 'query',
+        profile: 'ro',
+        sql: 'SELECT $1::int AS v, pg_sleep(0.02)',
+        params: [i],
+        timeout_ms: 2500,
+      }),
     );
     const results = await Promise.all(calls);
     assert.deepEqual(

@@ -147,10 +147,8 @@ export async function withSession<T>(
   const target = t instanceof Promise ? await t : t;
   const p = pools(ctx.services);
   for (let attempt = 0; ; attempt++) {
-    const s = await p.session(target, ctx.cancel, {
-      checkPrivileges: opts.read && needsPrivilegeCheck(ctx.services, picked.profile),
-      action: ctx.action,
-    });
+    const sessionOpts = { checkPrivileges: opts.read && needsPrivilegeCheck(ctx.services, picked.profile), action: ctx.action };
+    const s = p.readySession(target, sessionOpts) ?? (await p.session(target, ctx.cancel, sessionOpts));
     try {
       return await fn(s, picked);
     } catch (e) {
