@@ -260,7 +260,7 @@ void describe('secrets tool', () => {
     assert.equal(row.status, 'ok');
     assert.match(row.summary ?? '', /value not recorded/);
     const callJson = readFileSync(join(p.infraDir, 'artifacts', 'calls', byName.call_id, 'call.json'), 'utf8');
-    assert.match(callJson, /"ref": "secret:SSH_PW"/);
+    assert.equal((JSON.parse(callJson) as { envelope: { result: { ref: string } } }).envelope.result.ref, 'secret:SSH_PW');
     assertAbsent(callJson, STORED, 'call.json');
 
     // a nested call (runbook step) never receives it
