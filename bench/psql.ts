@@ -7,7 +7,12 @@
  *      infra    – psql.query through infra's stdio server (the bundled cli.js and its record
  *                 worker, as a client runs it), with an SDK Client
  *    each measured in its steady state, in alternating blocks (bench/lib.ts alternateBlocks);
- *    target: infra p50 ≤ 1.5 × (raw p50 + sdk p50)
+ *    target: infra p50 ≤ 1.5 × (raw p50 + sdk p50). For reading the figures, two more floors:
+ *      raw ext  – the same statement through the extended protocol (pg uses the simple
+ *                 protocol for a query without params; infra must use the extended one, so
+ *                 that Postgres refuses stacked statements)
+ *      batch    – infra's read batch (BEGIN READ ONLY, timeout, statement, Flush, ROLLBACK,
+ *                 unlock) on a raw pg connection, without infra
  * 2. export of 1,000,000 rows to CSV through infra (the real server: a bundled dist-style
  *    cli.js spawned over stdio, export to file_path) vs `psql -c "\copy … to …"`;
  *    target ≤ 1.3×, and the server's peak RSS (VmHWM) < 200 MB.
@@ -23,6 +28,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import pg from 'pg';
 import { startPostgres } from '../test/fixtures/postgres.js';
 import { makeProject } from '../test/helpers/project.js';
+import { StatementBatch, type BatchStep } from '../src/adapters/pg-batch.js';
 import { connectStdio, settleInfra, timeCalls } from './lib.js';
 
 const N = Number(process.argv[2] ?? 2000);
@@ -107,11 +113,32 @@ async function main(): Promise<void> {
       { name: 'pk lookup', sql: 'select id, v from kv where id = $1', params: (i: number) => [key(i)] },
     ];
     const verdicts: string[] = [];
+    const lookup = (oid: number): ((t: string) => unknown) => pg.types.getTypeParser(oid, 'text') as (t: string) => unknown;
+    /** infra's read batch (src/toolsets/psql/common.ts runReadOnly) on a raw pooled connection. */
+    const readBatch = async (sql: string, values: unknown[]): Promise<void> => {
+      const steps: BatchStep[] = [
+        { text: 'BEGIN READ ONLY' },
+        { text: "SELECT set_config('statement_timeout', $1, true)", values: ['30000'] },
+        { text: sql, values, rows: { keep: 1001, fetch: 1001 } },
+        { text: 'ROLLBACK' },
+        { text: 'SELECT pg_advisory_unlock_all()' },
+      ];
+      const client = await pool.connect();
+      const batch = new StatementBatch(steps, lookup, { settleAfter: 3 });
+      client.query(batch as never);
+      try {
+        await batch.promise;
+      } finally {
+        client.release();
+      }
+    };
     for (const c of cases) {
       out(`  -- ${c.name}`);
       let i = 0;
       let j = 0;
-      const [rawT, sdkT, infraT] = await blocks(
+      let k = 0;
+      let m = 0;
+      const [rawT, sdkT, infraT, extT, batchT] = await blocks(
         [
           async () => {
             await pool.query(c.sql, c.params(i++));
@@ -126,15 +153,24 @@ async function main(): Promise<void> {
             });
             if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
           },
+          async () => {
+            await pool.query({ text: c.sql, values: c.params(k++), queryMode: 'extended' } as never);
+          },
+          async () => {
+            await readBatch(c.sql, c.params(m++));
+          },
         ],
         () => settleInfra(infra.client),
       );
       const raw = statsOf('raw pg Pool', rawT!);
       const sdk = statsOf('bare SDK stdio round trip (echo)', sdkT!);
       const viaMcp = statsOf('infra stdio server psql.query', infraT!);
+      const ext = statsOf('raw pg Pool, extended protocol', extT!);
+      const rb = statsOf("infra's read batch on a raw pg connection", batchT!);
       const floor = raw.p50 + sdk.p50;
       verdicts.push(
-        `${c.name}: infra p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}`,
+        `${c.name}: infra p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}` +
+          `  [for reading: vs extended-protocol raw+sdk ${(viaMcp.p50 / (ext.p50 + sdk.p50)).toFixed(2)}×; infra above its own read batch+sdk ${((viaMcp.p50 - rb.p50 - sdk.p50) * 1000).toFixed(0)} µs]`,
       );
     }
     await infra.client.close();
