@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       const sdk = statsOf('bare SDK stdio round trip (echo)', sdkT!);
       const viaMcp = statsOf('infra stdio server psql.query', infraT!);
       const ext = statsOf('raw pg Pool, extended protocol', extT!);
-      const rb = statsOf("infra's read batch on a raw pg connection", batchT!);
+      const rb = statsOf("raw pg, infra's read batch", batchT!);
       const floor = raw.p50 + sdk.p50;
       verdicts.push(
         `${c.name}: infra p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}` +
