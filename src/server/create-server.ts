@@ -62,11 +62,6 @@ export function toCallResult(env: Envelope): CallToolResult {
   };
 }
 
-/**
- * The MCP wiring: the SDK's low-level Server with our own tools/list and tools/call handlers
- * (DESIGN §1), artifacts as resources, logging notifications. `getRuntime` resolves once the
- * project is known (it may wait for the client's roots).
- */
 /** The SDK Server with infra's handlers, and what the stdio wiring needs besides. */
 export interface InfraServer extends Server {
   /** Tell clients the tool list changed (policy reload, upstream tools). */
@@ -75,6 +70,11 @@ export interface InfraServer extends Server {
   direct: DirectHandler;
 }
 
+/**
+ * The MCP wiring: the SDK's low-level Server with our own tools/list and tools/call handlers
+ * (DESIGN §1), artifacts as resources, logging notifications. `getRuntime` resolves once the
+ * project is known (it may wait for the client's roots).
+ */
 export function createServer(getRuntime: () => Promise<Runtime>): InfraServer {
   const server = new Server(
     { name: 'infra', version: VERSION, title: 'infra' },
