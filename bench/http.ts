@@ -8,7 +8,8 @@
  *                      audit row, body artifact, call.json)
  *   state.get          a trivial call through the same pipeline: what every call pays
  *   infra MCP (mem)    through infra's MCP server and an SDK Client on an in-memory pair
- *   infra MCP (stdio)  the bundled server (esbuild, like dist/cli.js) spawned as a client would
+ *   infra MCP (stdio)  the bundled server (esbuild, like dist/cli.js, with its record worker)
+ *                      spawned as a client would
  * Target (issue 5): infra p50 ≤ 1.5 × (raw p50 + bare SDK p50), per transport. Rounds
  * interleave the variants so background load hits all of them alike.
  *
@@ -28,6 +29,7 @@ import { createRuntime } from '../src/exec/runtime.js';
 import { createServer } from '../src/server/create-server.js';
 import { startHttpServer } from '../test/fixtures/http-server.js';
 import { makeProject } from '../test/helpers/project.js';
+import { settleInfra } from './lib.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -64,10 +66,14 @@ async function main(): Promise<void> {
   const env = { ...process.env, INFRA_LOG_LEVEL: 'warn' };
   const rt = await createRuntime({ projectDir: project.infraDir, env });
 
-  // the server as clients run it: one bundled file (tools/build.mjs), into bench/out/
-  const { bundle } = (await import(join(ROOT, 'tools', 'build.mjs'))) as { bundle: (o: { outfile: string }) => Promise<string> };
-  mkdirSync(join(HERE, 'out'), { recursive: true });
-  const cli = await bundle({ outfile: join(HERE, 'out', 'infra-bench-cli.js') });
+  // the server as clients run it: the bundle (tools/build.mjs) and its record worker next to it
+  const { bundle } = (await import(join(ROOT, 'tools', 'build.mjs'))) as {
+    bundle: (o: { outfile: string; entry?: string }) => Promise<string>;
+  };
+  const outDir = join(ROOT, 'node_modules', '.cache', 'infra-bench-http');
+  mkdirSync(outDir, { recursive: true });
+  const cli = await bundle({ outfile: join(outDir, 'cli.js') });
+  await bundle({ outfile: join(outDir, 'record-worker.js'), entry: join(ROOT, 'src', 'audit', 'record-worker.ts') });
 
   const pool = new Pool(srv.url, { connections: 4, keepAliveTimeout: 30_000 });
   const memBare = new Client({ name: 'bench', version: '0' });
@@ -140,6 +146,8 @@ async function main(): Promise<void> {
         await fn();
         t.push(performance.now() - s);
       }
+      // untimed: infra lays out the call.json it held back (bench/lib.ts settleInfra)
+      if (name.startsWith('infra MCP')) await settleInfra(name.endsWith('(stdio)') ? stdioInfra : memInfra);
     }
   }
 
