@@ -1,4 +1,15 @@
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ownerAlive, type Owner } from '../audit/owner.js';
 import { writeRecordFileSync, type RecordFile } from './record-file.js';
@@ -16,8 +27,20 @@ interface Log {
 
 export type JournalRole = 'worker' | 'main';
 
+const JOURNAL_NAME = /^\.journal-(\d+)-(\d+)-(?:worker|main)\.jsonl$/;
+/** In the journal directory once calls/ was searched for journals of older versions (kept there). */
+const CALLS_SEARCHED = '.calls-searched';
+
+/**
+ * Where journals live: `artifacts/.journals/`, next to calls/, so that finding the journals of
+ * ended processes at each start reads a directory of a few files, not one entry per call.
+ */
+export function journalDir(callsDir: string): string {
+  return join(dirname(callsDir), '.journals');
+}
+
 export function journalPath(callsDir: string, owner: Owner, role: JournalRole): string {
-  return join(callsDir, `.journal-${owner.pid}-${owner.start}-${role}.jsonl`);
+  return join(journalDir(callsDir), `.journal-${owner.pid}-${owner.start}-${role}.jsonl`);
 }
 
 /**
@@ -69,6 +92,7 @@ export class RecordJournal {
     try {
       if (this.fd === undefined) {
         mkdirSync(this.callsDir, { recursive: true, mode: 0o700 });
+        mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
         this.fd = openSync(this.path, 'a', 0o600);
       }
       while (off < buf.length) off += writeSync(this.fd, buf, off);
@@ -139,16 +163,30 @@ export class RecordJournal {
 }
 
 /**
- * Lays out the journals that ended processes left in `callsDir` (a crash or SIGKILL before their
- * records were laid out), then removes them. Returns how many call.json files were written.
+ * Lays out the journals that ended processes left (a crash or SIGKILL before their records were
+ * laid out), then removes them. Returns how many call.json files were written. The first time
+ * for a project, calls/ itself is searched too: the journals of versions that kept them there.
  */
 export function recoverJournals(callsDir: string, log?: Log): number {
   if (!existsSync(callsDir)) return 0;
+  const dir = journalDir(callsDir);
   let written = 0;
-  for (const name of readdirSync(callsDir)) {
-    const m = /^\.journal-(\d+)-(\d+)-(?:worker|main)\.jsonl$/.exec(name);
-    if (!m || ownerAlive({ pid: Number(m[1]), start: m[2]! })) continue;
-    written += layOutJournal(join(callsDir, name), log);
+  const recover = (where: string): void => {
+    for (const name of readdirSync(where)) {
+      const m = JOURNAL_NAME.exec(name);
+      if (!m || ownerAlive({ pid: Number(m[1]), start: m[2]! })) continue;
+      written += layOutJournal(join(where, name), callsDir, log);
+    }
+  };
+  if (existsSync(dir)) recover(dir);
+  if (!existsSync(join(dir, CALLS_SEARCHED))) {
+    recover(callsDir);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(dir, CALLS_SEARCHED), '', { mode: 0o600 });
+    } catch (e) {
+      log?.error('the record journal directory could not be made; calls/ will be searched again', { error: (e as Error).message });
+    }
   }
   return written;
 }
@@ -158,8 +196,7 @@ export function recoverJournals(callsDir: string, log?: Log): number {
  * (kept when a file could not be written, for the next try). A line that is not a whole record
  * (the write a crash cut short) or names no plain call id is ignored.
  */
-export function layOutJournal(path: string, log?: Log): number {
-  const callsDir = dirname(path);
+export function layOutJournal(path: string, callsDir: string, log?: Log): number {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -73,7 +73,7 @@ export class RecordWorkerClient {
     private readonly log: Log,
     private readonly replay: (items: BatchItem[]) => void,
     /** The worker's record journal, laid out here if the worker ends. */
-    private readonly journal: string | undefined,
+    private readonly journal: { path: string; callsDir: string } | undefined,
   ) {
     worker.unref();
     worker.on('message', (m: WorkerReply) => {
@@ -104,7 +104,7 @@ export class RecordWorkerClient {
         new Worker(entry, { workerData: { dbPath, owner, callsDir }, stdout: false, stderr: false }),
         log,
         replay,
-        callsDir === undefined ? undefined : journalPath(callsDir, owner, 'worker'),
+        callsDir === undefined ? undefined : { path: journalPath(callsDir, owner, 'worker'), callsDir },
       );
     } catch (e) {
       log.error('record worker could not start; recording on the main thread', { error: (e as Error).message });
@@ -212,7 +212,7 @@ export class RecordWorkerClient {
     this.openItems.clear();
     this.pending.clear();
     // records the worker had journaled but not laid out (their rows are committed)
-    if (this.journal) layOutJournal(this.journal, this.log);
+    if (this.journal) layOutJournal(this.journal.path, this.journal.callsDir, this.log);
     if (items.length > 0) {
       this.log.error('record worker ended; recording its unfinished batches on the main thread', { reason, items: items.length });
       this.replay(items);

@@ -2,11 +2,11 @@
 // the journal itself, the record worker using it, and a server killed before laying it out.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { journalPath, recoverJournals, RecordJournal } from '../../src/artifacts/record-journal.js';
+import { journalDir, journalPath, recoverJournals, RecordJournal } from '../../src/artifacts/record-journal.js';
 import { AuditStore, type AuditClose } from '../../src/audit/audit-store.js';
 import { openDatabase } from '../../src/audit/db.js';
 import { currentOwner } from '../../src/audit/owner.js';
@@ -76,6 +76,7 @@ describe('record journal', () => {
 
   it('the journals of ended processes are laid out at start; a line cut short by a crash is skipped', () => {
     const path = journalPath(calls, DEAD, 'worker');
+    mkdirSync(journalDir(calls), { recursive: true });
     const good = ['c_j3_a', 'c_j3_b'].map((id) => JSON.stringify({ id, data: JSON.stringify({ call_id: id }) }));
     writeFileSync(path, `${good.join('\n')}\n{"id":"c_j3_c","data":"{\\"call_`);
     // a live process's journal is left to that process
@@ -91,6 +92,7 @@ describe('record journal', () => {
 
   it('journal recovery refuses call ids that would leave the calls directory', () => {
     const path = journalPath(calls, DEAD, 'main');
+    mkdirSync(journalDir(calls), { recursive: true });
     const evil = ['../escaped', '../../escaped2', '.hidden', 'a/b', '/abs', ''].map((id) => JSON.stringify({ id, data: '{"pwned":true}' }));
     writeFileSync(path, `${evil.join('\n')}\n`);
     assert.equal(recoverJournals(calls), 0);
@@ -99,6 +101,26 @@ describe('record journal', () => {
     assert.ok(!existsSync(join(calls, '.hidden')));
     assert.ok(!existsSync(join(calls, 'a')));
     assert.ok(!existsSync('/abs'));
+  });
+
+  it('journals live in artifacts/.journals; one an older version left in calls/ is laid out, and calls/ is searched once', () => {
+    const q = makeProject();
+    try {
+      const qcalls = join(q.infraDir, 'artifacts', 'calls');
+      mkdirSync(qcalls, { recursive: true });
+      assert.equal(dirname(journalPath(qcalls, DEAD, 'worker')), join(q.infraDir, 'artifacts', '.journals'));
+      const old = join(qcalls, `.journal-${DEAD.pid}-${DEAD.start}-worker.jsonl`);
+      writeFileSync(old, `${JSON.stringify({ id: 'c_old_a', data: JSON.stringify({ call_id: 'c_old_a' }) })}\n`);
+      assert.equal(recoverJournals(qcalls), 1);
+      assert.ok(existsSync(join(qcalls, 'c_old_a', 'call.json')));
+      assert.ok(!existsSync(old), 'the old journal is removed once laid out');
+      // from now on only artifacts/.journals is read at start, not calls/ (one entry per call)
+      writeFileSync(old, `${JSON.stringify({ id: 'c_old_b', data: JSON.stringify({ call_id: 'c_old_b' }) })}\n`);
+      assert.equal(recoverJournals(qcalls), 0);
+      assert.ok(!existsSync(join(qcalls, 'c_old_b')));
+    } finally {
+      q.cleanup();
+    }
   });
 });
 
@@ -209,7 +231,7 @@ describe('a server killed before its journal was laid out', () => {
       const ids = committedReads();
       const still = ids.filter((id) => !existsSync(join(calls, id, 'call.json')));
       assert.deepEqual(still, [], `every committed row has its call.json after the restart (${ids.length} rows)`);
-      assert.ok(!readdirSync(calls).some((n) => n.startsWith(`.journal-${pid}-`)), 'the dead journal is gone');
+      assert.ok(!readdirSync(journalDir(calls)).some((n) => n.startsWith(`.journal-${pid}-`)), 'the dead journal is gone');
     } finally {
       q.cleanup();
     }

@@ -125,7 +125,7 @@ export function auditArtifacts(artifactsDir: string): ArtifactAudit {
   const out: ArtifactAudit = { completed: 0, checkedFiles: 0, partials: [], problems: [], unfinishedWithFiles: [] };
   const callsDir = join(artifactsDir, 'calls');
   if (!existsSync(callsDir)) return out;
-  // (record journals are files next to the call directories: src/artifacts/record-journal.ts)
+  // (directories only: older versions also kept record journal files in calls/)
   for (const id of readdirSync(callsDir, { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name)) {
