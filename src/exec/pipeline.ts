@@ -516,10 +516,10 @@ export class Pipeline {
       };
     }
     const endedAt = Date.now();
-    // call.json: the call's facts indented, then the envelope as the reply carried it, on one
-    // line (it is already serialised; a second, indented pass cost as much as the rest)
+    // call.json: one line per fact, then the envelope as the reply carried it (already
+    // serialised); indenting with JSON.stringify takes V8's slow path and cost as much as the rest
     const record = (): string =>
-      `${JSON.stringify(
+      callRecord(
         {
           call_id: callId,
           parent_id: c.opts.parentId ?? null,
@@ -542,9 +542,8 @@ export class Pipeline {
             ...(envelope.ok ? {} : { incomplete: true }),
           })),
         },
-        null,
-        2,
-      ).slice(0, -2)},\n  "envelope": ${full}\n}`;
+        full,
+      );
     if (c.behind) {
       // the reply goes now; call.json and the row's close are built right after it and follow
       // (the client's next read of this call's artifacts or of the audit index waits for them)
@@ -800,6 +799,16 @@ function openRow(
     client_name: opts.client?.name,
     client_version: opts.client?.version,
   };
+}
+
+/** The text of call.json: each field on a line of its own (compact JSON), the envelope last. */
+function callRecord(fields: Record<string, unknown>, envelopeJson: string): string {
+  let out = '{\n';
+  for (const k in fields) {
+    const v = JSON.stringify(fields[k]);
+    if (v !== undefined) out += `  ${JSON.stringify(k)}: ${v},\n`;
+  }
+  return `${out}  "envelope": ${envelopeJson}\n}`;
 }
 
 function clampJson(v: unknown, max = 65536): string {
