@@ -6,7 +6,8 @@
  *      sdk      – a bare MCP SDK stdio server with one echo tool (bench/bare-server.mjs)
  *      infra    – psql.query through infra's stdio server (the bundled cli.js and its record
  *                 worker, as a client runs it), with an SDK Client
- *    each measured in its steady state, in alternating blocks (bench/lib.ts alternateBlocks);
+ *    each measured in its steady state (BENCH_PSQL_WARMUP untimed calls of every case and
+ *    subject first), in alternating blocks (bench/lib.ts alternateBlocks);
  *    target: infra p50 ≤ 1.5 × (raw p50 + sdk p50). For reading the figures, two more floors:
  *      raw ext  – the same statement through the extended protocol (pg uses the simple
  *                 protocol for a query without params; infra must use the extended one, so
@@ -33,6 +34,8 @@ import { connectStdio, settleInfra, timeCalls } from './lib.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const WARM = Math.min(300, Math.ceil(N / 5));
+/** Untimed calls of every case and subject before the first timed block (see main). */
+const WARMUP = Number(process.env.BENCH_PSQL_WARMUP ?? 2000);
 const EXPORT_ROWS = 1_000_000;
 const ROUNDS = Number(process.env.BENCH_EXPORT_ROUNDS ?? 5);
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
@@ -90,7 +93,9 @@ async function main(): Promise<void> {
     const project = makeProject({ 'profiles.json': { db: { type: 'postgres', url: '${env:BENCH_DB_URL}', max_rows: 1000 } } });
     const env = { ...process.env, BENCH_DB_URL: cluster.url('reader'), INFRA_LOG_LEVEL: 'warn' };
 
-    out(`psql bench: PostgreSQL on 127.0.0.1:${cluster.port}, ${N} iterations after ${WARM} warm-up, node ${process.version}`);
+    out(
+      `psql bench: PostgreSQL on 127.0.0.1:${cluster.port}, ${N} iterations after ${WARMUP} warm-up calls of every case and subject (and ${WARM} before each block), node ${process.version}`,
+    );
     out('');
     out('1. latency (stdio servers, steady state, alternating blocks)');
     // the real server: bundle src/cli.ts and its record worker like tools/build.mjs (not into the shared dist/)
@@ -132,36 +137,43 @@ async function main(): Promise<void> {
         client.release();
       }
     };
-    for (const c of cases) {
-      out(`  -- ${c.name}`);
+    type Case = (typeof cases)[number];
+    const subjectsOf = (c: Case): (() => Promise<unknown>)[] => {
       let i = 0;
       let j = 0;
       let k = 0;
       let m = 0;
-      const [rawT, sdkT, infraT, extT, batchT] = await blocks(
-        [
-          async () => {
-            await pool.query(c.sql, c.params(i++));
-          },
-          async () => {
-            await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
-          },
-          async () => {
-            const r = await infra.client.callTool({
-              name: 'psql',
-              arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(j++) },
-            });
-            if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
-          },
-          async () => {
-            await pool.query({ text: c.sql, values: c.params(k++), queryMode: 'extended' } as never);
-          },
-          async () => {
-            await readBatch(c.sql, c.params(m++));
-          },
-        ],
-        () => settleInfra(infra.client),
-      );
+      return [
+        async () => {
+          await pool.query(c.sql, c.params(i++));
+        },
+        async () => {
+          await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
+        },
+        async () => {
+          const r = await infra.client.callTool({
+            name: 'psql',
+            arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(j++) },
+          });
+          if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+        },
+        async () => {
+          await pool.query({ text: c.sql, values: c.params(k++), queryMode: 'extended' } as never);
+        },
+        async () => {
+          await readBatch(c.sql, c.params(m++));
+        },
+      ];
+    };
+    // Steady state for every subject before anything is timed: WARM calls per block were not
+    // enough for the first case measured (V8 had not yet optimised infra's per-call code, a far
+    // larger program than a pg pool or the bare SDK), so whichever case came first read ~100 µs
+    // slower in infra than the same case measured second
+    for (const c of cases) for (const fn of subjectsOf(c)) for (let n = 0; n < WARMUP; n++) await fn();
+    await settleInfra(infra.client);
+    for (const c of cases) {
+      out(`  -- ${c.name}`);
+      const [rawT, sdkT, infraT, extT, batchT] = await blocks(subjectsOf(c), () => settleInfra(infra.client));
       const raw = statsOf('raw pg Pool', rawT!);
       const sdk = statsOf('bare SDK stdio round trip (echo)', sdkT!);
       const viaMcp = statsOf('infra stdio server psql.query', infraT!);
