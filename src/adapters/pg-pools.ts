@@ -312,13 +312,19 @@ export class PgPools implements Closeable {
     const entry = this.entries.get(target.name);
     if (!entry || entry.key !== target.key || this.closed) return undefined;
     if (opts.checkPrivileges && (!entry.privilegeReport || riskyPrivileges(entry.privilegeReport).length > 0)) return undefined;
-    const item = entry.ready.pop();
-    if (!item) return undefined;
-    item.client.off('error', item.onError);
-    const session = this.sessionOf(entry, item.client);
+    const client = this.takeReady(entry);
+    if (!client) return undefined;
+    const session = this.sessionOf(entry, client);
     if (session.transactionStatus() === 'I') return session;
     session.release(true);
     return undefined;
+  }
+
+  /** The most recently given back ready connection, if any, out of the list. */
+  private takeReady(entry: PoolEntry): PoolClient | undefined {
+    const item = entry.ready.pop();
+    item?.client.off('error', item.onError);
+    return item?.client;
   }
 
   private sessionOf(entry: PoolEntry, client: PoolClient): PgSession {
@@ -334,10 +340,8 @@ export class PgPools implements Closeable {
     const known = this.entries.get(target.name);
     const entry = known && known.key === target.key ? known : await this.entryFor(target);
     const errCtx = { profile: target.name, where: target.where, phase: 'connect' as const, action: opts.action };
-    const ready = entry.ready.pop();
-    if (ready) ready.client.off('error', ready.onError);
     const client =
-      ready?.client ??
+      this.takeReady(entry) ??
       (await abortable(entry.pool.connect(), cancel, (c) => c.release(true)).catch((e: unknown) => {
         if (cancel.aborted) throw cancel.reason;
         throw toolErrorFromPg(e, errCtx);

@@ -1,3 +1,4 @@
+import { Cancellation } from '../core/cancel.js';
 import type { CallCancel } from '../core/define-action.js';
 import { isToolError, ToolError } from '../core/errors.js';
 
@@ -14,40 +15,25 @@ function isCallCancel(s: CancelSource): s is CallCancel {
  * the handler asks for it: most reads never do, and an AbortController with its listeners is a
  * measurable part of a fast call. Once aborted, the reason is a ToolError and stays the first one.
  */
-export class CallAbort implements CallCancel {
+export class CallAbort extends Cancellation {
   private controller: AbortController | undefined;
-  private listeners: (() => void)[] | undefined;
-  reason: ToolError | undefined;
-
-  get aborted(): boolean {
-    return this.reason !== undefined;
-  }
+  declare reason: ToolError | undefined;
 
   /** The call's AbortSignal (made on first use, already aborted when the call is). */
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.reason) this.controller.abort(this.reason);
+      if (this.aborted) this.controller.abort(this.reason);
     }
     return this.controller.signal;
   }
 
-  abort(reason: ToolError): void {
-    if (this.reason) return;
-    this.reason = reason;
-    this.controller?.abort(reason);
-    const ls = this.listeners;
-    this.listeners = undefined;
-    if (ls) for (const l of ls) l();
+  override abort(reason: ToolError): void {
+    super.abort(reason);
   }
 
-  /** Runs `fn` once when the call is aborted; returns a function that removes it. */
-  onAbort(fn: () => void): () => void {
-    (this.listeners ??= []).push(fn);
-    return () => {
-      const i = this.listeners?.indexOf(fn) ?? -1;
-      if (i >= 0) this.listeners!.splice(i, 1);
-    };
+  protected override aborting(): void {
+    this.controller?.abort(this.reason);
   }
 
   private following: NodeJS.Immediate | undefined;

@@ -1,4 +1,5 @@
 import process from 'node:process';
+import { Cancellation } from '../core/cancel.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
@@ -15,31 +16,10 @@ export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export type DirectHandler = (method: string, params: Record<string, unknown>, cancel: ClientCancel) => Promise<string> | undefined;
 
 /**
- * The client's cancellation of one request (a CallCancel, src/core/define-action.ts): a flag and
- * listeners, where an AbortController per request would cost more than a fast call's handling.
+ * The client's cancellation of one request: aborted without a reason (the call reports its own,
+ * CANCELLED), where an AbortController per request would cost more than a fast call's handling.
  */
-export class ClientCancel {
-  aborted = false;
-  /** Undefined: the client gave no reason the server should report as its own. */
-  readonly reason: unknown = undefined;
-  private listeners: (() => void)[] | undefined;
-
-  onAbort(fn: () => void): () => void {
-    (this.listeners ??= []).push(fn);
-    return () => {
-      const i = this.listeners?.indexOf(fn) ?? -1;
-      if (i >= 0) this.listeners!.splice(i, 1);
-    };
-  }
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    const ls = this.listeners;
-    this.listeners = undefined;
-    if (ls) for (const l of ls) l();
-  }
-}
+export type ClientCancel = Cancellation;
 
 /**
  * Newline-delimited JSON-RPC over stdin/stdout, like the SDK's StdioServerTransport, but hostile
@@ -163,7 +143,7 @@ export class GuardedStdioServerTransport implements Transport {
       return false;
     }
     const id = m.id;
-    const ac = new ClientCancel();
+    const ac = new Cancellation();
     const pending = this.direct!(m.method, m.params ?? {}, ac);
     if (!pending) return false;
     this.inflight.set(id, ac);

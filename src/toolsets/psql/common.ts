@@ -172,10 +172,11 @@ export function statementTimeout(ctx: ActionContext, profile: PostgresProfile): 
  * — one round trip to the results. When a step fails the server skips the rest, and the
  * transaction is rolled back here. The timeout is set by a query, so by the time the user's
  * statement runs the transaction has run a query, and `SET TRANSACTION READ WRITE` is refused
- * by Postgres. The results come back as soon as the inner steps are done; ROLLBACK and the
- * unlock run on the server meanwhile, and the connection returns to the pool only after them
- * (PgSession.release). Nothing of the call is visible outside the transaction either way: it
- * was read-only, and a session lock the statement took is held a round trip longer at most.
+ * by Postgres. The results come back as soon as the inner steps are done (a Flush after them);
+ * ROLLBACK and the unlock run on the server meanwhile, and the connection goes back to the pool
+ * at once: pg sends its next batch only after them (PgSession.release). Nothing of the call is
+ * visible outside the transaction either way: it was read-only, and a session lock the
+ * statement took is held a round trip longer at most.
  */
 export async function runReadOnly(s: PgSession, ctx: ActionContext, timeoutMs: number, inner: BatchStep[]): Promise<StepResult[]> {
   const steps: BatchStep[] = [
