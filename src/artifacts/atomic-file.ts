@@ -23,7 +23,7 @@ export async function writeFileAtomic(path: string, data: string | Buffer): Prom
   }
 }
 
-export function writeFileAtomicSync(path: string, data: string | Buffer): void {
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
   const tmp = tempNameFor(path);
   try {
     writeFileSync(tmp, data, { mode: 0o600 });

@@ -1,5 +1,13 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.js';
+
+/** A small file of a call held back with its call.json (already redacted, or raw as asked). */
+export interface HeldFile {
+  /** A plain file name in the call's directory (checked by the artifact store). */
+  name: string;
+  data: Uint8Array;
+}
 
 /** A call's call.json, written after its reply (DESIGN §6, docs/DECISIONS.md). */
 export interface RecordFile {
@@ -11,15 +19,29 @@ export interface RecordFile {
   spareFile?: string | undefined;
   /** Redacted contents. */
   data: string;
+  /** The call's other small files (a read's response body, its plan), written before call.json. */
+  extra?: HeldFile[] | undefined;
 }
 
-/** Writes call.json to a temp name (or into the spare file) and renames it: 0600, atomic. */
+/**
+ * Writes the call's held files, then call.json to a temp name (or into the spare file) and
+ * renames it: 0600, atomic. call.json comes last, so a call.json on disk means its record is
+ * whole.
+ */
 export function writeRecordFileSync(f: RecordFile): void {
+  if (!f.spareFile) mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+  for (const x of f.extra ?? []) writeFileAtomicSync(join(f.dir, x.name), x.data);
   if (f.spareFile) {
     writeFileSync(f.spareFile, f.data, { flag: 'r+' });
     renameSync(f.spareFile, f.path);
     return;
   }
-  mkdirSync(f.dir, { recursive: true, mode: 0o700 });
   writeFileAtomicSync(f.path, f.data);
+}
+
+/** Bytes a record holds in memory until it is laid out. */
+export function recordBytes(f: RecordFile): number {
+  let n = f.data.length;
+  for (const x of f.extra ?? []) n += x.data.byteLength;
+  return n;
 }

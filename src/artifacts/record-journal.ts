@@ -12,13 +12,16 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ownerAlive, type Owner } from '../audit/owner.js';
-import { writeRecordFileSync, type RecordFile } from './record-file.js';
+import { recordBytes, writeRecordFileSync, type HeldFile, type RecordFile } from './record-file.js';
 
 /** A call id as it may name a directory under calls/ (what artifact URIs accept, no dot first). */
 const CALL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** A file name in a call's directory (what the artifact store accepts). */
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SPARE_FILE = '.call.json.spare';
-/** Past this many records waiting, or this age of the oldest, they are laid out at once. */
+/** Past this many records waiting, this many bytes, or this age of the oldest, they are laid out at once. */
 export const JOURNAL_MAX_PENDING = 4096;
+export const JOURNAL_MAX_BYTES = 16 * 1024 * 1024;
 export const JOURNAL_MAX_AGE_MS = 10_000;
 
 interface Log {
@@ -59,6 +62,8 @@ export class RecordJournal {
   private failures = 0;
   /** Bytes in the journal file (it is emptied when nothing is left to lay out). */
   private bytes = 0;
+  /** Bytes the waiting records hold in memory. */
+  private pendingBytes = 0;
   readonly path: string;
 
   /** `role`: whose journal this is in the process ('worker' for the record worker, 'main'). */
@@ -86,7 +91,7 @@ export class RecordJournal {
   append(records: { id: string; file: RecordFile }[], now = Date.now()): boolean {
     if (records.length === 0) return true;
     let text = '';
-    for (const r of records) text += `${JSON.stringify({ id: r.id, data: r.file.data })}\n`;
+    for (const r of records) text += `${journalLine(r.id, r.file)}\n`;
     const buf = Buffer.from(text, 'utf8');
     let off = 0;
     try {
@@ -115,13 +120,22 @@ export class RecordJournal {
     }
     this.bytes += buf.length;
     if (this.pending.size === 0) this.oldest = now;
-    for (const r of records) this.pending.set(r.id, r.file);
+    for (const r of records) {
+      const before = this.pending.get(r.id);
+      if (before) this.pendingBytes -= recordBytes(before);
+      this.pending.set(r.id, r.file);
+      this.pendingBytes += recordBytes(r.file);
+    }
     return true;
   }
 
   /** Whether the records waiting should be laid out now rather than at the next idle moment. */
   due(now = Date.now()): boolean {
-    return this.pending.size >= JOURNAL_MAX_PENDING || (this.pending.size > 0 && now - this.oldest >= JOURNAL_MAX_AGE_MS);
+    return (
+      this.pending.size >= JOURNAL_MAX_PENDING ||
+      this.pendingBytes >= JOURNAL_MAX_BYTES ||
+      (this.pending.size > 0 && now - this.oldest >= JOURNAL_MAX_AGE_MS)
+    );
   }
 
   /**
@@ -136,6 +150,7 @@ export class RecordJournal {
       try {
         writeRecordFileSync(file);
         this.pending.delete(id);
+        this.pendingBytes -= recordBytes(file);
       } catch (e) {
         this.log?.error('call.json could not be laid out; it stays in the record journal', {
           call_id: id,
@@ -143,6 +158,7 @@ export class RecordJournal {
         });
       }
     }
+    if (this.pending.size === 0) this.pendingBytes = 0;
     if (this.pending.size === 0 && this.fd !== undefined) {
       try {
         ftruncateSync(this.fd, 0);
@@ -206,15 +222,17 @@ export function layOutJournal(path: string, callsDir: string, log?: Log): number
   let written = 0;
   let failed = false;
   for (const line of text.split('\n')) {
-    let rec: { id?: unknown; data?: unknown };
+    let rec: { id?: unknown; data?: unknown; files?: unknown };
     try {
-      rec = JSON.parse(line) as { id?: unknown; data?: unknown };
+      rec = JSON.parse(line) as { id?: unknown; data?: unknown; files?: unknown };
     } catch {
       continue;
     }
     if (!rec || typeof rec.id !== 'string' || typeof rec.data !== 'string' || !CALL_ID.test(rec.id)) continue;
+    const extra = heldFilesOf(rec.files);
+    if (extra === undefined) continue;
     const dir = join(callsDir, rec.id);
-    const file: RecordFile = { dir, path: join(dir, 'call.json'), data: rec.data };
+    const file: RecordFile = { dir, path: join(dir, 'call.json'), data: rec.data, ...(extra.length ? { extra } : {}) };
     if (existsSync(file.path)) continue;
     if (existsSync(join(dir, SPARE_FILE))) file.spareFile = join(dir, SPARE_FILE);
     try {
@@ -227,4 +245,27 @@ export function layOutJournal(path: string, callsDir: string, log?: Log): number
   }
   if (!failed) rmSync(path, { force: true });
   return written;
+}
+
+/** One journal line: the call id, its call.json, and its held files (base64). */
+function journalLine(id: string, f: RecordFile): string {
+  if (!f.extra?.length) return JSON.stringify({ id, data: f.data });
+  const files = f.extra.map((x) => ({
+    name: x.name,
+    base64: Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength).toString('base64'),
+  }));
+  return JSON.stringify({ id, data: f.data, files });
+}
+
+/** The held files of a journal line; undefined when they are malformed (the line is skipped). */
+function heldFilesOf(files: unknown): HeldFile[] | undefined {
+  if (files === undefined) return [];
+  if (!Array.isArray(files)) return undefined;
+  const out: HeldFile[] = [];
+  for (const f of files as { name?: unknown; base64?: unknown }[]) {
+    if (!f || typeof f.name !== 'string' || typeof f.base64 !== 'string' || !FILE_NAME.test(f.name) || f.name === 'call.json')
+      return undefined;
+    out.push({ name: f.name, data: Buffer.from(f.base64, 'base64') });
+  }
+  return out;
 }

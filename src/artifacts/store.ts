@@ -5,7 +5,7 @@ import type { SinkOptions } from '../core/define-action.js';
 import { invalid, notFound, ToolError } from '../core/errors.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
 import { BoundedSink } from './bounded-sink.js';
-import type { RecordFile } from './record-file.js';
+import type { HeldFile, RecordFile } from './record-file.js';
 import { SpareDirs, writeIntoSpare } from './spare-dirs.js';
 import type { Redactor } from './redactor.js';
 import { callUri, parseArtifactUri, runUri } from './uri.js';
@@ -99,11 +99,27 @@ export class ArtifactStore {
    * written by the record worker (or on the main thread right after the reply). Takes the spare file of a directory the
    * call already made, so nothing is left behind.
    */
-  recordFile(callId: string, data: string): RecordFile {
+  recordFile(callId: string, data: string, extra?: HeldFile[]): RecordFile {
     const dir = join(this.root, 'calls', callId);
     const spareFile = this.spareFiles.get(callId);
     this.spareFiles.delete(callId);
-    return { dir, path: join(dir, 'call.json'), spareFile, data: this.redactor.redact(data) };
+    return { dir, path: join(dir, 'call.json'), spareFile, data: this.redactor.redact(data), ...(extra?.length ? { extra } : {}) };
+  }
+
+  /**
+   * A small file of a call as writeCallFile would store it (name checked, redacted unless raw),
+   * not written: it goes out with the call's call.json (recordFile), the way a read's record does.
+   */
+  holdCallFile(
+    callId: string,
+    name: string,
+    data: string | Buffer,
+    raw = false,
+  ): HeldFile & { uri: string; bytes: number; sha256: string } {
+    this.checkName(name);
+    const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
+    const buf = typeof out === 'string' ? Buffer.from(out, 'utf8') : out;
+    return { name, data: buf, uri: callUri(callId, name), bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex') };
   }
 
   /** Set by the runtime: resolves once a call's record (call.json included) is written. */

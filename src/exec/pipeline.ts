@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { BoundedSink } from '../artifacts/bounded-sink.js';
+import type { HeldFile } from '../artifacts/record-file.js';
 import { callUri } from '../artifacts/uri.js';
 import type { AuditOpen, AuditStatus } from '../audit/audit-store.js';
 import {
@@ -73,6 +74,12 @@ export function envelopeJson(env: Envelope): string | undefined {
 }
 
 const ABORT_GRACE_MS = 3000;
+/**
+ * A read's files up to this size are held and written with its call.json after the reply
+ * (docs/DECISIONS.md, "A read's small files go out with its record"); larger ones are written
+ * when the handler asks.
+ */
+const HELD_FILE_MAX = 64 * 1024;
 /** Every call's timeout, on one timer (src/exec/call-abort.ts). */
 const deadlines = new Deadlines();
 
@@ -393,6 +400,8 @@ export class Pipeline {
     const services = this.services;
     const { callId, controller } = c;
     const sinks: BoundedSink[] = [];
+    /** Small files of a read, written with its call.json after the reply (none for other calls). */
+    let held: HeldFile[] | undefined;
     const clearDeadline = deadlines.add(c.deadline, () =>
       controller.abort(
         new ToolError('TIMEOUT', `${c.toolName}.${c.action} timed out after ${c.deadline - c.startedAt} ms`, {
@@ -422,6 +431,13 @@ export class Pipeline {
         return s;
       },
       writeArtifact: async (name, data, o) => {
+        // a read's small file goes out with its call.json, after the reply, like the record itself
+        if (c.behind && name !== 'call.json' && (typeof data === 'string' ? data.length * 3 : data.length) <= HELD_FILE_MAX) {
+          const f = services.artifacts.holdCallFile(callId, name, data, o?.raw ?? false);
+          held = (held ?? []).filter((h) => h.name !== name);
+          held.push({ name: f.name, data: f.data });
+          return { uri: f.uri, bytes: f.bytes, sha256: f.sha256 };
+        }
         const r = await services.artifacts.writeCallFile(callId, name, data, o?.raw ?? false);
         return { uri: r.uri, bytes: r.bytes, sha256: r.sha256 };
       },
@@ -551,7 +567,7 @@ export class Pipeline {
       const st = status;
       services.audit.closeWithRecord(callId, () => ({
         close: this.closePayload(c.startedAt, endedAt, st, replied, c.def, c.args, bytes, c.target),
-        file: services.artifacts.recordFile(callId, record()),
+        file: services.artifacts.recordFile(callId, record(), held),
       }));
     } else {
       try {

@@ -90,6 +90,46 @@ describe('record journal', () => {
     assert.ok(existsSync(mine) && !existsSync(join(calls, 'c_j3_live')));
   });
 
+  it("a record's held files are laid out with it, byte for byte, and recovered from the journal of a crashed process", () => {
+    const binary = Buffer.from([0, 255, 10, 13, 0xc3, 0x28, 1, 2]);
+    const j = new RecordJournal(calls, currentOwner(), 'main');
+    const id = 'c_j5_a';
+    assert.equal(j.append([{ id, file: { ...fileFor(calls, id), extra: [{ name: 'body', data: binary }] } }]), true);
+    assert.ok(!existsSync(join(calls, id)), 'nothing laid out yet');
+    j.layOut();
+    assert.deepEqual(readFileSync(join(calls, id, 'body')), binary);
+    assert.equal((statSync(join(calls, id, 'body')).mode & 0o777).toString(8), '600');
+    assert.equal(JSON.parse(readFileSync(join(calls, id, 'call.json'), 'utf8')).call_id, id);
+    j.close();
+
+    // the same record in the journal of a process that died before laying it out
+    const dead = journalPath(calls, DEAD, 'worker');
+    mkdirSync(journalDir(calls), { recursive: true });
+    const crashed = new RecordJournal(calls, DEAD, 'worker');
+    assert.equal(
+      crashed.append([{ id: 'c_j5_b', file: { ...fileFor(calls, 'c_j5_b'), extra: [{ name: 'plan.json', data: binary }] } }]),
+      true,
+    );
+    assert.equal(crashed.path, dead);
+    assert.equal(recoverJournals(calls), 1);
+    assert.deepEqual(readFileSync(join(calls, 'c_j5_b', 'plan.json')), binary);
+    assert.ok(existsSync(join(calls, 'c_j5_b', 'call.json')));
+  });
+
+  it('journal recovery refuses held file names that would leave the call directory, and skips that record', () => {
+    const path = journalPath(calls, DEAD, 'main');
+    mkdirSync(journalDir(calls), { recursive: true });
+    const data = JSON.stringify({ call_id: 'x' });
+    const b64 = Buffer.from('pwned').toString('base64');
+    const lines = ['../up', '.hidden', 'a/b', 'call.json', ''].map((name, i) =>
+      JSON.stringify({ id: `c_j6_${i}`, data, files: [{ name, base64: b64 }] }),
+    );
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    assert.equal(recoverJournals(calls), 0);
+    for (let i = 0; i < lines.length; i++) assert.ok(!existsSync(join(calls, `c_j6_${i}`)));
+    assert.ok(!existsSync(join(calls, 'up')));
+  });
+
   it('journal recovery refuses call ids that would leave the calls directory', () => {
     const path = journalPath(calls, DEAD, 'main');
     mkdirSync(journalDir(calls), { recursive: true });
