@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, startStdio, type StdioSession } from '../helpers/client.js';
 import { makeProject, type TempProject } from '../helpers/project.js';
@@ -50,5 +52,28 @@ void describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? f
     const audit = await s.call('audit', { action: 'list', limit: 10 });
     assert.equal(audit.ok, true);
     assert.match(JSON.stringify(audit.result), /"tool":"http"/);
+  });
+
+  void it('a body held back with the call record is readable the moment the reply is in, and on disk at stop', async () => {
+    const bodies: { uri: string; sha: string; callId: string }[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await s.call('http', { action: 'request', url: `${srv.url}/text` });
+      assert.equal(r.ok, true);
+      const res = r.result as { body_uri: string; body_sha256: string; body: string };
+      bodies.push({ uri: res.body_uri, sha: res.body_sha256, callId: r.call_id as string });
+    }
+    // read straight after the reply: the reader waits for the record, file included
+    const last = bodies.at(-1)!;
+    const got = await s.call('artifacts', { action: 'get', uri: last.uri });
+    assert.equal(got.ok, true, JSON.stringify(got));
+    const text = (got.result as { content: string }).content;
+    assert.equal(createHash('sha256').update(text).digest('hex'), last.sha);
+    await s.close();
+    for (const b of bodies) {
+      const file = join(project.infraDir, 'artifacts', 'calls', b.callId, 'body');
+      assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), b.sha, file);
+      assert.ok(existsSync(join(project.infraDir, 'artifacts', 'calls', b.callId, 'call.json')));
+    }
+    s = await startStdio({ env: { MCP_PROFILES_DIR: project.infraDir, E2E_TOKEN: token } });
   });
 });
