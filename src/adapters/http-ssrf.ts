@@ -178,6 +178,21 @@ export function isMetadataName(host: string): boolean {
  * literals in any spelling. Names are checked again on their resolved addresses at connect.
  */
 export function checkHost(host: string, opts: SsrfOptions): SsrfRefusal | undefined {
+  // a pure function of its inputs, asked again for the same few hosts on every call
+  const key = `${opts.allowPrivate ? 1 : 0}${opts.allowLinkLocal ? 1 : 0}${host}`;
+  const known = hostVerdicts.get(key);
+  if (known !== undefined) return known === PASS ? undefined : known;
+  const verdict = checkHostUncached(host, opts);
+  if (hostVerdicts.size >= HOST_VERDICTS_MAX) hostVerdicts.clear();
+  hostVerdicts.set(key, verdict ? Object.freeze(verdict) : PASS);
+  return verdict;
+}
+
+const PASS = 'pass';
+const HOST_VERDICTS_MAX = 1024;
+const hostVerdicts = new Map<string, SsrfRefusal | typeof PASS>();
+
+function checkHostUncached(host: string, opts: SsrfOptions): SsrfRefusal | undefined {
   const h = normalizeHost(host);
   if (isMetadataName(h)) {
     if (opts.allowLinkLocal) return undefined;

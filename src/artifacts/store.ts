@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, promises as fsp, realpathSync, statfsSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { SinkOptions } from '../core/define-action.js';
@@ -6,6 +5,7 @@ import { invalid, notFound, ToolError } from '../core/errors.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
 import { BoundedSink } from './bounded-sink.js';
 import type { HeldFile, RecordFile } from './record-file.js';
+import { sha256Hex } from '../core/hash.js';
 import { SpareDirs, writeIntoSpare } from './spare-dirs.js';
 import type { Redactor } from './redactor.js';
 import { callUri, parseArtifactUri, runUri } from './uri.js';
@@ -119,7 +119,7 @@ export class ArtifactStore {
     this.checkName(name);
     const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
     const buf = typeof out === 'string' ? Buffer.from(out, 'utf8') : out;
-    return { name, data: buf, uri: callUri(callId, name), bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex') };
+    return { name, data: buf, uri: callUri(callId, name), bytes: buf.length, sha256: sha256Hex(buf) };
   }
 
   /** Set by the runtime: resolves once a call's record (call.json included) is written. */
@@ -171,7 +171,7 @@ export class ArtifactStore {
       writeIntoSpare(spare, path, out);
     } else if (Buffer.byteLength(out) <= SYNC_WRITE_MAX) writeFileAtomicSync(path, out);
     else await writeFileAtomic(path, out);
-    return { uri: callUri(callId, name), bytes: Buffer.byteLength(out), path, sha256: createHash('sha256').update(out).digest('hex') };
+    return { uri: callUri(callId, name), bytes: Buffer.byteLength(out), path, sha256: sha256Hex(out) };
   }
 
   async writeRunFile(runbook: string, runId: string, name: string, data: string): Promise<string> {

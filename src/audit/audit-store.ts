@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../core/hash.js';
 import stringify from 'safe-stable-stringify';
 import type { Database } from './db.js';
 import { ownerAlive, type Owner } from './owner.js';
@@ -96,9 +96,7 @@ export function rowHash(row: Omit<AuditRow, 'hash' | 'artifact_pruned'>): string
     client_version: row.client_version,
     prev_hash: row.prev_hash,
   });
-  return createHash('sha256')
-    .update(canonical ?? '')
-    .digest('hex');
+  return sha256Hex(canonical ?? '');
 }
 
 /** The smallest call id started at or after an ISO time. */

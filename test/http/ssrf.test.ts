@@ -55,6 +55,18 @@ void describe('ssrf address rules', () => {
     assert.equal(checkHost('metadata.google.internal', OPEN), undefined);
   });
 
+  void it('ssrf: a verdict asked again (remembered) still follows the options it is asked under', () => {
+    const strict = { allowPrivate: false, allowLinkLocal: false };
+    for (let i = 0; i < 3; i++) {
+      assert.equal(checkHost('127.0.0.1', DEFAULT), undefined);
+      assert.equal(checkHost('127.0.0.1', strict)?.allowKey, 'allow_private');
+      assert.equal(checkHost('169.254.169.254', DEFAULT)?.class, 'metadata');
+      assert.equal(checkHost('169.254.169.254', OPEN), undefined);
+    }
+    const r = checkHost('10.0.0.1', strict)!;
+    assert.throws(() => ((r as { message: string }).message = 'changed'), TypeError, 'a remembered refusal cannot be altered');
+  });
+
   void it('loopback and private ranges are allowed by default', () => {
     for (const s of ['127.0.0.1', '127.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '::1', 'fc00::1', '100.64.0.1', '0.0.0.0']) {
       assert.equal(checkHost(s, DEFAULT), undefined, s);

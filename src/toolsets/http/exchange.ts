@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -310,7 +309,7 @@ async function storeBody(
       name: 'body',
       bytes: raw.length,
       stored_bytes: stored.length,
-      sha256: createHash('sha256').update(stored).digest('hex'),
+      sha256: w.sha256,
       inline: textual ? stored.toString('utf8') : '',
       truncated: false,
       artifact_limited: false,
