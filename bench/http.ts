@@ -13,9 +13,16 @@
  * Target (issue 5): infra p50 ≤ 1.5 × (raw p50 + bare SDK p50), per transport. Rounds
  * interleave the variants so background load hits all of them alike.
  *
+ * The origin is a process of its own (this script with --origin), as a real one is and as
+ * PostgreSQL is in bench/psql.ts. Inside the bench's own process it made raw undici's request
+ * a call within one running process, with no other process to wake, while infra's went from
+ * its process to the bench's and back, two more wake-ups on a two-core machine.
+ *
  * Run: node --import tsx bench/http.ts [iterations-per-round] [rounds]
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -34,6 +41,9 @@ import { settleInfra } from './lib.js';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 
+/** Untimed calls of every variant before the first timed round. */
+const WARMUP = Number(process.env.BENCH_HTTP_WARMUP ?? 2000);
+
 function bareServer(): Server {
   const server = new Server({ name: 'bare', version: '0' }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, async () => ({
@@ -45,11 +55,39 @@ function bareServer(): Server {
 
 if (process.argv[2] === '--bare-stdio-server') {
   await bareServer().connect(new StdioServerTransport());
+} else if (process.argv[2] === '--origin') {
+  // the origin: prints its URL, serves until its stdin closes
+  const srv = await startHttpServer();
+  process.stdout.write(`${srv.url}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => void srv.close().then(() => process.exit(0)));
 } else {
   await main();
 }
 
 type Fn = () => Promise<void>;
+
+/** The fixture HTTP server (test/fixtures/http-server.ts) in a process of its own. */
+async function startOrigin(): Promise<{ url: string; close: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--origin'], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`the origin process exited (${code}) before it listened`)));
+  });
+  lines.close();
+  return {
+    url,
+    close: async () => {
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
 
 function stats(t: number[]): { p50: number; p95: number } {
   const s = [...t].sort((a, b) => a - b);
@@ -60,7 +98,7 @@ function stats(t: number[]): { p50: number; p95: number } {
 async function main(): Promise<void> {
   const N = Number(process.argv[2] ?? 500);
   const ROUNDS = Number(process.argv[3] ?? 4);
-  const srv = await startHttpServer();
+  const srv = await startOrigin();
   const url = `${srv.url}/text`;
   const project = makeProject({ 'profiles.json': { api: { type: 'http', base_url: srv.url } } });
   const env = { ...process.env, INFRA_LOG_LEVEL: 'warn' };
@@ -137,7 +175,12 @@ async function main(): Promise<void> {
     ['infra MCP http.request (stdio)', call(stdioInfra)],
   ];
   const samples = new Map<string, number[]>(variants.map(([n]) => [n, []]));
-  for (const [, fn] of variants) for (let i = 0; i < 100; i++) await fn(); // warm-up
+  // steady state before anything is timed (as in bench/psql.ts): 100 calls had not let V8
+  // optimise infra's per-call code, a far larger program than undici's or the bare SDK's
+  for (const [, fn] of variants) for (let i = 0; i < WARMUP; i++) await fn();
+  await settleInfra(stdioInfra);
+  await settleInfra(memInfra);
+  await rt.services.audit.settle({ files: true });
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, fn] of variants) {
       const t = samples.get(name)!;
@@ -147,7 +190,10 @@ async function main(): Promise<void> {
         t.push(performance.now() - s);
       }
       // untimed: infra lays out the call.json it held back (bench/lib.ts settleInfra)
+      // (the in-process runtime's too: laid out later, it would run in this process while the
+      // next variants are timed)
       if (name.startsWith('infra MCP')) await settleInfra(name.endsWith('(stdio)') ? stdioInfra : memInfra);
+      else if (name.startsWith('infra rt.call')) await rt.services.audit.settle({ files: true });
     }
   }
 
