@@ -116,8 +116,9 @@ export class GitCommandError extends Error {
 const STDERR_CAP = 64 * 1024;
 
 /**
- * Runs `git <global options> <args>` as argv (no shell). Aborting the signal kills the child;
- * the promise then rejects with the signal's reason (the pipeline's TIMEOUT / CANCELLED error).
+ * Runs `git <global options> <args>` as argv (no shell). Aborting the signal kills git and every
+ * process it started; the promise then rejects with the signal's reason (the pipeline's TIMEOUT /
+ * CANCELLED error).
  */
 export function runGit(args: readonly string[], opts: RunGitOptions): Promise<RunGitResult> {
   const argv = ['--no-pager', '--literal-pathspecs', ...configArgs(opts.mode, opts.config), ...args];
@@ -134,14 +135,27 @@ export function runGit(args: readonly string[], opts: RunGitOptions): Promise<Ru
       stdio: ['ignore', 'pipe', 'pipe'],
       shell: false,
       windowsHide: true,
+      // a process group of its own: git runs helpers (git-remote-http, ssh, pack-objects) as
+      // processes of their own, and killing git alone left them running, holding the remote's
+      // connection and git's pipes
+      detached: true,
     });
+    // (git may have exited while a helper it started still runs: the group is killed anyway)
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    };
     const out: Buffer[] = [];
     let outBytes = 0;
     let err = '';
     let failure: unknown;
     const onAbort = (): void => {
       failure ??= abortReason(opts.signal!);
-      child.kill('SIGKILL');
+      killGroup();
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.stdout) {
@@ -154,7 +168,7 @@ export function runGit(args: readonly string[], opts: RunGitOptions): Promise<Ru
           failure ??= new ToolError('LIMIT_EXCEEDED', `git ${args[0] ?? ''} output exceeded ${maxBuffer} bytes`, {
             hint: 'narrow the request (paths, max_count, a ref range)',
           });
-          child.kill('SIGKILL');
+          killGroup();
           return;
         }
         out.push(b);
