@@ -226,7 +226,7 @@ export class Upstream {
     this.failures++;
     this.nextAttemptAt = Date.now() + delay;
     this.deps.log.warn('upstream failed', { server: this.name, reason: err.message, retry_in_ms: delay });
-    const auth = isToolError(e) && e.code === 'AUTH_FAILED';
+    const auth = err.code === 'AUTH_FAILED';
     if (restart && !auth && this.failures <= MAX_AUTO_RESTARTS) {
       this.restartTimer = setTimeout(() => {
         this.restarts++;
@@ -241,6 +241,26 @@ export class Upstream {
     if (isToolError(e)) return e;
     const stderr = this.stderrTail.trim().split('\n').slice(-5).join(' | ');
     const msg = String((e as Error)?.message ?? e);
+    // the SDK's HTTP and SSE transports carry the response status as `code`
+    const status = (e as { code?: unknown })?.code;
+    if (!this.config.command && typeof status === 'number' && status >= 400 && status < 600) {
+      if (status === 401 || status === 403) {
+        return new ToolError(
+          'AUTH_FAILED',
+          `upstream server ${this.name} refused the credentials: HTTP ${status} from ${this.config.url}`,
+          {
+            hint: `check the headers of ${this.name} in servers.json (a token by reference, e.g. "Authorization": "Bearer \${secret:NAME}"); \`infra servers test ${this.name}\``,
+            retryable: false,
+            details: { http_status: status },
+          },
+        );
+      }
+      return new ToolError('CONNECTION_FAILED', `upstream server ${this.name}: HTTP ${status}: ${msg}`, {
+        hint: `check that ${this.config.url} answers MCP (${this.kind}); \`infra servers test ${this.name}\``,
+        retryable: status >= 500,
+        details: { http_status: status },
+      });
+    }
     return new ToolError('CONNECTION_FAILED', `upstream server ${this.name}: ${msg}${stderr ? `; stderr: ${stderr}` : ''}`, {
       hint: this.config.command
         ? `check that \`${this.config.command}\` starts an MCP server on stdio; \`infra servers test ${this.name}\` shows its output`
