@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { isToolError } from '../../core/errors.js';
-import { destinationArgs, resolveDestination } from './destination.js';
+import { destinationArgs, destinationFor } from './destination.js';
 import { exchange, exchangeSignal, isJsonType, type ExchangeResult } from './exchange.js';
 import {
   describeExpect,
@@ -83,7 +83,7 @@ async function bodyText(ctx: ActionContext, r: ExchangeResult): Promise<string> 
 
 export async function runCheck(ctx: ActionContext, a: CheckArgs): Promise<CheckResult> {
   const method = a.method.toUpperCase();
-  const dest = resolveDestination(a, ctx.services);
+  const dest = destinationFor(a, ctx.services);
   const profile = a.profile ?? a.profile_name;
   const expectStatus = a.expect_status ?? '2xx';
   const deadline = exchangeSignal(ctx, dest, (a as { timeout_ms?: number }).timeout_ms);

@@ -82,6 +82,20 @@ function parseUrl(text: string, what: string): URL {
 }
 
 /** Works out the first URL of a call from url / profile + path / query. */
+/**
+ * The destination of a call's arguments, resolved once: the gate (before the audit row opens)
+ * and the handler see the same one, checked once (keyed by the validated arguments object).
+ */
+const resolved = new WeakMap<object, Destination>();
+export function destinationFor(a: DestinationArgs, services: Services): Destination {
+  let d = resolved.get(a);
+  if (!d) {
+    d = resolveDestination(a, services);
+    resolved.set(a, d);
+  }
+  return d;
+}
+
 export function resolveDestination(a: DestinationArgs, services: Services): Destination {
   const name = profileKey(a);
   let url: URL;

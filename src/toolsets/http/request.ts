@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { ToolError } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
-import { checkUrl, destinationArgs, profileKey, resolveDestination } from './destination.js';
+import { checkUrl, destinationArgs, destinationFor, profileKey, type resolveDestination } from './destination.js';
 import { bodySpec, DEFAULT_MAX_REDIRECTS, exchange, exchangeSignal, isJsonType, recordSent, type ExchangeResult } from './exchange.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -73,8 +73,8 @@ export function describeExpect(expect: z.output<typeof expectStatusArg>): string
 }
 
 /** Checks the destination before the audit row opens, so a refusal is recorded as denied. */
-export async function gateDestination(a: Parameters<typeof resolveDestination>[0], services: Services): Promise<void> {
-  const dest = resolveDestination(a, services);
+export function gateDestination(a: Parameters<typeof resolveDestination>[0], services: Services): void {
+  const dest = destinationFor(a, services);
   checkUrl(dest.url, dest, services, 0);
 }
 
@@ -148,7 +148,7 @@ export function responseResult(r: ExchangeResult, profile: string | undefined): 
 
 export async function runRequest(ctx: ActionContext, a: RequestArgs): Promise<ResponseResult> {
   const method = a.method.toUpperCase();
-  const dest = resolveDestination(a, ctx.services);
+  const dest = destinationFor(a, ctx.services);
   const deadline = exchangeSignal(ctx, dest, (a as { timeout_ms?: number }).timeout_ms);
   let r: ExchangeResult;
   try {
