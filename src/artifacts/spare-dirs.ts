@@ -14,7 +14,8 @@ const SPARE_FILE = '.call.json.spare';
  */
 export class SpareDirs {
   private readonly ready: string[] = [];
-  private refilling = false;
+  private refilling: Promise<void> | undefined;
+  private closed = false;
   private seq = 0;
   private readonly prefix: string;
 
@@ -38,27 +39,36 @@ export class SpareDirs {
   }
 
   refill(): void {
-    if (this.refilling || this.ready.length >= TARGET / 2) return;
-    this.refilling = true;
-    void (async () => {
+    if (this.closed || this.refilling || this.ready.length >= TARGET / 2) return;
+    this.refilling = (async () => {
       try {
-        while (this.ready.length < TARGET) {
+        while (!this.closed && this.ready.length < TARGET) {
           const d = join(this.parent, `${this.prefix}${(this.seq++).toString(36)}`);
-          await fsp.mkdir(d, { mode: 0o700 });
-          await fsp.writeFile(join(d, SPARE_FILE), '', { mode: 0o600 });
-          this.ready.push(d);
+          try {
+            await fsp.mkdir(d, { mode: 0o700 });
+            await fsp.writeFile(join(d, SPARE_FILE), '', { mode: 0o600 });
+          } finally {
+            // made while closing: not left behind
+            if (this.closed) await fsp.rm(d, { recursive: true, force: true });
+          }
+          if (!this.closed) this.ready.push(d);
         }
       } catch {
         /* the directory is gone or full: calls fall back to mkdir */
       } finally {
-        this.refilling = false;
+        this.refilling = undefined;
       }
     })();
   }
 
-  /** Removes spares of this process (at close) so none are left behind. */
-  close(): void {
+  /**
+   * Removes spares of this process (at close) so none are left behind, including one a refill
+   * in progress is making: the promise settles once that is gone too.
+   */
+  close(): Promise<void> {
+    this.closed = true;
     for (const d of this.ready.splice(0)) rmSync(d, { recursive: true, force: true });
+    return this.refilling ?? Promise.resolve();
   }
 
   /** Spares left by processes that have ended. */

@@ -128,8 +128,8 @@ export class ArtifactStore {
   waitAllRecorded: () => Promise<void> = () => Promise.resolve();
 
   /** Leaves no spare directories behind. */
-  close(): void {
-    this.spares?.close();
+  close(): Promise<void> {
+    return this.spares?.close() ?? Promise.resolve();
   }
 
   runDir(runbook: string, runId: string): string {

@@ -180,7 +180,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       await federation.close();
       await services.closeResources();
       await audit.shutdown();
-      artifacts.close();
+      await artifacts.close();
       db.close();
     },
   };
