@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createRuntime } from '../../src/exec/runtime.js';
 import { CLI, startStdio, type StdioSession } from '../helpers/client.js';
 import { makeProject, type TempProject } from '../helpers/project.js';
 import { startHttpServer, type FixtureServer } from '../fixtures/http-server.js';
@@ -75,5 +76,47 @@ void describe('http over stdio with the SDK client', { skip: existsSync(CLI) ? f
       assert.ok(existsSync(join(project.infraDir, 'artifacts', 'calls', b.callId, 'call.json')));
     }
     s = await startStdio({ env: { MCP_PROFILES_DIR: project.infraDir, E2E_TOKEN: token } });
+  });
+});
+
+// the single-file binary has no record worker: the main thread journals and lays out the record,
+// held files included (createRuntime from the sources finds no worker file either)
+void describe('a held body without a record worker (the single binary’s way)', () => {
+  void it('is readable right after the reply, laid out when idle, and on disk at close', async () => {
+    const srv = await startHttpServer();
+    const project = makeProject({ 'profiles.json': { api: { type: 'http', base_url: srv.url } } });
+    const rt = await createRuntime({ projectDir: project.infraDir, env: { ...process.env, INFRA_LOG_LEVEL: 'error' }, recordWorker: true });
+    try {
+      const calls: { id: string; sha: string; uri: string }[] = [];
+      for (let i = 0; i < 5; i++) {
+        const e = await rt.call('http', { action: 'request', profile: 'api', path: '/binary' }, { replyBeforeRecorded: true });
+        assert.equal(e.ok, true, JSON.stringify(e));
+        const r = (e as { result: { body_sha256: string; body_uri: string } }).result;
+        calls.push({ id: e.call_id, sha: r.body_sha256, uri: r.body_uri });
+      }
+      const dir = (id: string): string => join(rt.project.artifactsDir, 'calls', id);
+      // the last reply is in; its record is journaled after it and laid out only when idle
+      assert.ok(!existsSync(join(dir(calls[4]!.id), 'body')), 'held back with the record');
+      const got = await rt.call('artifacts', { action: 'get', uri: calls[4]!.uri, max_bytes: 4096 });
+      assert.equal(got.ok, true, JSON.stringify(got));
+      assert.equal(
+        createHash('sha256')
+          .update(readFileSync(join(dir(calls[4]!.id), 'body')))
+          .digest('hex'),
+        calls[4]!.sha,
+      );
+    } finally {
+      await rt.close();
+    }
+    const calls = readdirSync(join(project.infraDir, 'artifacts', 'calls')).filter((n) => !n.startsWith('.'));
+    assert.ok(calls.length >= 6, calls.join(' '));
+    for (const id of calls.filter((n) => existsSync(join(project.infraDir, 'artifacts', 'calls', n, 'body')))) {
+      const bytes = readFileSync(join(project.infraDir, 'artifacts', 'calls', id, 'body'));
+      assert.equal(bytes.length, 256, 'the /binary body, byte for byte');
+      assert.equal(bytes[255], 255);
+    }
+    assert.equal(calls.filter((n) => existsSync(join(project.infraDir, 'artifacts', 'calls', n, 'body'))).length, 5);
+    project.cleanup();
+    await srv.close();
   });
 });
