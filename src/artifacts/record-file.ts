@@ -2,6 +2,9 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.js';
 
+/** A file name in a call's directory: what the artifact store writes and journal recovery accepts. */
+export const CALL_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** A small file of a call held back with its call.json (already redacted, or raw as asked). */
 export interface HeldFile {
   /** A plain file name in the call's directory (checked by the artifact store). */

@@ -12,12 +12,10 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ownerAlive, type Owner } from '../audit/owner.js';
-import { recordBytes, writeRecordFileSync, type HeldFile, type RecordFile } from './record-file.js';
+import { CALL_FILE_NAME, recordBytes, writeRecordFileSync, type HeldFile, type RecordFile } from './record-file.js';
 
 /** A call id as it may name a directory under calls/ (what artifact URIs accept, no dot first). */
 const CALL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-/** A file name in a call's directory (what the artifact store accepts). */
-const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SPARE_FILE = '.call.json.spare';
 /** Past this many records waiting, this many bytes, or this age of the oldest, they are laid out at once. */
 export const JOURNAL_MAX_PENDING = 4096;
@@ -263,7 +261,7 @@ function heldFilesOf(files: unknown): HeldFile[] | undefined {
   if (!Array.isArray(files)) return undefined;
   const out: HeldFile[] = [];
   for (const f of files as { name?: unknown; base64?: unknown }[]) {
-    if (!f || typeof f.name !== 'string' || typeof f.base64 !== 'string' || !FILE_NAME.test(f.name) || f.name === 'call.json')
+    if (!f || typeof f.name !== 'string' || typeof f.base64 !== 'string' || !CALL_FILE_NAME.test(f.name) || f.name === 'call.json')
       return undefined;
     out.push({ name: f.name, data: Buffer.from(f.base64, 'base64') });
   }

@@ -4,7 +4,7 @@ import type { SinkOptions } from '../core/define-action.js';
 import { invalid, notFound, ToolError } from '../core/errors.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
 import { BoundedSink } from './bounded-sink.js';
-import type { HeldFile, RecordFile } from './record-file.js';
+import { CALL_FILE_NAME, type HeldFile, type RecordFile } from './record-file.js';
 import { sha256Hex } from '../core/hash.js';
 import { SpareDirs, writeIntoSpare } from './spare-dirs.js';
 import type { Redactor } from './redactor.js';
@@ -14,7 +14,6 @@ const SYNC_WRITE_MAX = 256 * 1024;
 /** Below this much free space a call's record is written before its reply (DESIGN §6). */
 export const LOW_SPACE_BYTES = 64 * 1024 * 1024;
 const ROOMY_BYTES = 1024 * 1024 * 1024;
-const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export interface ArtifactEntry {
   name: string;
@@ -116,8 +115,7 @@ export class ArtifactStore {
     data: string | Buffer,
     raw = false,
   ): HeldFile & { uri: string; bytes: number; sha256: string } {
-    this.checkName(name);
-    const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
+    const out = this.storedForm(name, data, raw);
     const buf = typeof out === 'string' ? Buffer.from(out, 'utf8') : out;
     return { name, data: buf, uri: callUri(callId, name), bytes: buf.length, sha256: sha256Hex(buf) };
   }
@@ -138,8 +136,14 @@ export class ArtifactStore {
     return dir;
   }
 
+  /** A call file's name checked and its contents as stored: redacted unless raw. */
+  private storedForm(name: string, data: string | Buffer, raw: boolean): string | Buffer {
+    this.checkName(name);
+    return raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
+  }
+
   private checkName(name: string): void {
-    if (!FILE_NAME.test(name)) throw invalid(`artifact file name ${JSON.stringify(name)} is not allowed`);
+    if (!CALL_FILE_NAME.test(name)) throw invalid(`artifact file name ${JSON.stringify(name)} is not allowed`);
   }
 
   sink(callId: string, name: string, inlineDefault: number, opts: SinkOptions = {}): BoundedSink {
@@ -161,9 +165,8 @@ export class ArtifactStore {
     data: string | Buffer,
     raw = false,
   ): Promise<{ uri: string; bytes: number; path: string; sha256: string }> {
-    this.checkName(name);
+    const out = this.storedForm(name, data, raw);
     const path = join(this.callDir(callId), name);
-    const out = raw ? data : typeof data === 'string' ? this.redactor.redact(data) : this.redactor.redactBuffer(data);
     // small files: synchronous writes beat a thread-pool round trip per syscall (DESIGN §6)
     const spare = name === 'call.json' ? this.spareFiles.get(callId) : undefined;
     if (spare) {

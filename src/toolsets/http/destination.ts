@@ -81,7 +81,6 @@ function parseUrl(text: string, what: string): URL {
   return u;
 }
 
-/** Works out the first URL of a call from url / profile + path / query. */
 /**
  * The destination of a call's arguments, resolved once: the gate (before the audit row opens)
  * and the handler see the same one, checked once (keyed by the validated arguments object).
@@ -96,6 +95,7 @@ export function destinationFor(a: DestinationArgs, services: Services): Destinat
   return d;
 }
 
+/** Works out the first URL of a call from url / profile + path / query. */
 export function resolveDestination(a: DestinationArgs, services: Services): Destination {
   const name = profileKey(a);
   let url: URL;
