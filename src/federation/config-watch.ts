@@ -1,5 +1,5 @@
-import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { Logger } from '../core/define-action.js';
 import type { LoadedConfig } from '../config/load.js';
 import { CONFIG_FILES } from '../config/schemas.js';
@@ -36,34 +36,50 @@ export function keepLastGood(prev: LoadedConfig, next: LoadedConfig, log: Logger
 }
 
 /**
- * Watches the project directory for changes to the config files and calls `onChange` once per
- * burst (editors write through temp files and renames, so the directory is watched).
+ * Watches the config files and calls `onChange` once per burst (editors write through temp
+ * files and renames). Each file is polled by path (fs.watchFile: a stat every `intervalMs` on
+ * libuv's thread pool), which sees a file replaced by a rename as well as one edited in place.
+ * The directory is not watched with inotify: it also holds infra.db, whose WAL the record worker
+ * writes after every call, and each of those writes woke the main thread several times per call
+ * (docs/DECISIONS.md, "Config files are polled, not watched").
  */
-export function watchConfig(dir: string, onChange: () => void, log: Logger, debounceMs = 300): { close(): void } {
+export function watchConfig(
+  dir: string,
+  onChange: () => void,
+  log: Logger,
+  opts: { debounceMs?: number; intervalMs?: number } = {},
+): { close(): void } {
   if (!existsSync(dir)) return { close: () => undefined };
-  const names = new Set(Object.keys(CONFIG_FILES));
+  const debounceMs = opts.debounceMs ?? 300;
+  const interval = opts.intervalMs ?? 500;
   let timer: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(dir, { persistent: false }, (_event, filename) => {
-      if (filename && !names.has(basename(filename.toString()))) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        try {
-          onChange();
-        } catch (e) {
-          log.error('config reload failed', { error: (e as Error).message });
-        }
-      }, debounceMs);
-    });
-    watcher.on('error', (e) => log.warn('config watch stopped', { dir, error: e.message }));
-  } catch (e) {
-    log.warn('config files are not watched; restart infra after editing them', { dir, error: (e as Error).message });
+  // libuv calls a poll listener when the file's stat changed (created, removed, written,
+  // replaced), and once at the start for a file that does not exist: that one is no change
+  const changed = (curr: Stats, prev: Stats): void => {
+    if (curr.ino === prev.ino && curr.mtimeMs === prev.mtimeMs && curr.ctimeMs === prev.ctimeMs && curr.size === prev.size) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      try {
+        onChange();
+      } catch (e) {
+        log.error('config reload failed', { error: (e as Error).message });
+      }
+    }, debounceMs);
+  };
+  const files = Object.keys(CONFIG_FILES).map((name) => join(dir, name));
+  const watched: string[] = [];
+  for (const file of files) {
+    try {
+      watchFile(file, { persistent: false, interval }, changed);
+      watched.push(file);
+    } catch (e) {
+      log.warn('a config file is not watched; restart infra after editing it', { file, error: (e as Error).message });
+    }
   }
   return {
     close: () => {
       clearTimeout(timer);
-      watcher?.close();
+      for (const file of watched) unwatchFile(file, changed);
     },
   };
 }
