@@ -14,6 +14,9 @@
  *                 that Postgres refuses stacked statements)
  *      batch    – infra's read batch (BEGIN READ ONLY, timeout, statement, Flush, ROLLBACK,
  *                 unlock) on a raw pg connection, without infra
+ *      no poll  – infra with INFRA_BUSY_POLL_US=0: its event loop sleeps while it waits, as the
+ *                 bare SDK server's does (src/server/busy-poll.ts)
+ *    and the CPU time each stdio server used per call (user + system, all its threads).
  * 2. export of 1,000,000 rows to CSV through infra (the real server: a bundled dist-style
  *    cli.js spawned over stdio, export to file_path) vs `psql -c "\copy … to …"`;
  *    target ≤ 1.3×, and the server's peak RSS (VmHWM) < 200 MB.
@@ -107,11 +110,23 @@ async function main(): Promise<void> {
     await bundle({ outfile: join(cacheDir, 'record-worker.js'), entry: join(root, 'src', 'audit', 'record-worker.ts') });
     const pool = new pg.Pool({ connectionString: cluster.url('reader'), max: 4 });
     const bare = await connectStdio(process.execPath, [join(root, 'bench', 'bare-server.mjs')], {});
-    const infra = await connectStdio(process.execPath, [cli], {
-      MCP_PROFILES_DIR: project.infraDir,
-      BENCH_DB_URL: cluster.url('reader'),
-      INFRA_LOG_LEVEL: 'warn',
+    const infraEnv = { MCP_PROFILES_DIR: project.infraDir, BENCH_DB_URL: cluster.url('reader'), INFRA_LOG_LEVEL: 'warn' };
+    const infra = await connectStdio(process.execPath, [cli], infraEnv);
+    // (a project of its own: two servers on one infra.db would contend for its writes)
+    const project2 = makeProject({ 'profiles.json': { db: { type: 'postgres', url: '${env:BENCH_DB_URL}', max_rows: 1000 } } });
+    const noPoll = await connectStdio(process.execPath, [cli], {
+      ...infraEnv,
+      MCP_PROFILES_DIR: project2.infraDir,
+      INFRA_BUSY_POLL_US: '0',
     });
+    /** CPU time (user + system, every thread) of a process, in ms. */
+    const cpuMs = (pid: number): number => {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    };
+    const servers = { sdk: bare.transport.pid!, infra: infra.transport.pid!, noPoll: noPoll.transport.pid! };
+    /** Calls each stdio server gets in one case's timed blocks (warm-up calls included). */
+    const callsPerCase = 4 * (Math.max(1, Math.round(N / 4)) + WARM);
     const key = (i: number): number => 1 + ((i * 7919) % 100000);
     const cases = [
       { name: 'select 1', sql: 'select 1', params: (_i: number) => [] as unknown[] },
@@ -138,11 +153,16 @@ async function main(): Promise<void> {
       }
     };
     type Case = (typeof cases)[number];
+    const psqlCall = async (client: Client, c: Case, n: number): Promise<void> => {
+      const r = await client.callTool({ name: 'psql', arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(n) } });
+      if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
+    };
     const subjectsOf = (c: Case): (() => Promise<unknown>)[] => {
       let i = 0;
       let j = 0;
       let k = 0;
       let m = 0;
+      let q = 0;
       return [
         async () => {
           await pool.query(c.sql, c.params(i++));
@@ -150,19 +170,14 @@ async function main(): Promise<void> {
         async () => {
           await bare.client.callTool({ name: 'echo', arguments: { text: 'x' } });
         },
-        async () => {
-          const r = await infra.client.callTool({
-            name: 'psql',
-            arguments: { action: 'query', profile: 'db', sql: c.sql, params: c.params(j++) },
-          });
-          if (r.isError) throw new Error(JSON.stringify(r.structuredContent));
-        },
+        () => psqlCall(infra.client, c, j++),
         async () => {
           await pool.query({ text: c.sql, values: c.params(k++), queryMode: 'extended' } as never);
         },
         async () => {
           await readBatch(c.sql, c.params(m++));
         },
+        () => psqlCall(noPoll.client, c, q++),
       ];
     };
     // Steady state for every subject before anything is timed: WARM calls per block were not
@@ -170,22 +185,34 @@ async function main(): Promise<void> {
     // larger program than a pg pool or the bare SDK), so whichever case came first read ~100 µs
     // slower in infra than the same case measured second
     for (const c of cases) for (const fn of subjectsOf(c)) for (let n = 0; n < WARMUP; n++) await fn();
-    await settleInfra(infra.client);
+    const settleBoth = async (): Promise<void> => {
+      await settleInfra(infra.client);
+      await settleInfra(noPoll.client);
+    };
+    await settleBoth();
     for (const c of cases) {
       out(`  -- ${c.name}`);
-      const [rawT, sdkT, infraT, extT, batchT] = await blocks(subjectsOf(c), () => settleInfra(infra.client));
+      const cpu0 = Object.fromEntries(Object.entries(servers).map(([k, pid]) => [k, cpuMs(pid)]));
+      const [rawT, sdkT, infraT, extT, batchT, noPollT] = await blocks(subjectsOf(c), settleBoth);
+      const perCall = (k: keyof typeof servers): string => `${(((cpuMs(servers[k]) - cpu0[k]!) * 1000) / callsPerCase).toFixed(0)} µs`;
       const raw = statsOf('raw pg Pool', rawT!);
       const sdk = statsOf('bare SDK stdio round trip (echo)', sdkT!);
       const viaMcp = statsOf('infra stdio server psql.query', infraT!);
       const ext = statsOf('raw pg Pool, extended protocol', extT!);
       const rb = statsOf("raw pg, infra's read batch", batchT!);
+      const np = statsOf('infra, busy polling off', noPollT!);
+      out(
+        `  server CPU per call (all threads, recording included): bare SDK ${perCall('sdk')}, infra ${perCall('infra')}, infra with busy polling off ${perCall('noPoll')}`,
+      );
       const floor = raw.p50 + sdk.p50;
       verdicts.push(
         `${c.name}: infra p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}` +
-          `  [for reading: vs extended-protocol raw+sdk ${(viaMcp.p50 / (ext.p50 + sdk.p50)).toFixed(2)}×; infra above its own read batch+sdk ${((viaMcp.p50 - rb.p50 - sdk.p50) * 1000).toFixed(0)} µs]`,
+          `  [for reading: vs extended-protocol raw+sdk ${(viaMcp.p50 / (ext.p50 + sdk.p50)).toFixed(2)}×; infra above its own read batch+sdk ${((viaMcp.p50 - rb.p50 - sdk.p50) * 1000).toFixed(0)} µs; with busy polling off ${(np.p50 / floor).toFixed(2)}×]`,
       );
     }
     await infra.client.close();
+    await noPoll.client.close();
+    project2.cleanup();
     await bare.client.close();
     await pool.end();
 

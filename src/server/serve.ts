@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { fallbackProject, projectAt, resolveProject, type ProjectInfo } from '../config/load.js';
 import { createRuntime, type Runtime } from '../exec/runtime.js';
 import { watchConfig } from '../federation/index.js';
+import { BusyPoll } from './busy-poll.js';
 import { createServer } from './create-server.js';
 import { GuardedStdioServerTransport } from './stdio-transport.js';
 
@@ -91,6 +92,9 @@ export async function serve(opts: ServeOptions = {}): Promise<void> {
 
   const transport = new GuardedStdioServerTransport();
   transport.direct = server.direct;
+  const busy = BusyPoll.fromEnv(env);
+  if (busy.problem) process.stderr.write(`infra: ${busy.problem}\n`);
+  transport.busyPoll = busy.poll;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;

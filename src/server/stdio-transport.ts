@@ -1,5 +1,6 @@
 import process from 'node:process';
 import { Cancellation } from '../core/cancel.js';
+import type { BusyPoll } from './busy-poll.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
@@ -44,6 +45,8 @@ export class GuardedStdioServerTransport implements Transport {
   private readonly inflight = new Map<string | number, ClientCancel>();
   /** Set by the server wiring (src/server/serve.ts): tools/call without the SDK's dispatch. */
   direct?: DirectHandler;
+  /** Set by the server wiring: keeps the event loop polling while a direct request is answered. */
+  busyPoll?: BusyPoll | undefined;
 
   constructor(
     private readonly stdin: NodeJS.ReadableStream = process.stdin,
@@ -146,16 +149,18 @@ export class GuardedStdioServerTransport implements Transport {
     const ac = new Cancellation();
     const pending = this.direct!(m.method, m.params ?? {}, ac);
     if (!pending) return false;
+    const answered = this.busyPoll?.begin();
     this.inflight.set(id, ac);
     const idJson = JSON.stringify(id);
     pending.then(
       (result) => {
         if (this.inflight.get(id) === ac) this.inflight.delete(id);
-        if (ac.aborted) return;
-        this.writeLine(`{"result":${result},"jsonrpc":"2.0","id":${idJson}}`);
+        if (!ac.aborted) this.writeLine(`{"result":${result},"jsonrpc":"2.0","id":${idJson}}`);
+        answered?.();
       },
       (e: unknown) => {
         if (this.inflight.get(id) === ac) this.inflight.delete(id);
+        answered?.();
         if (ac.aborted) return;
         const message = e instanceof Error ? e.message : String(e);
         this.writeLine(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32603, message: message || 'Internal error' } }));
