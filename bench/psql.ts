@@ -41,6 +41,8 @@ const WARM = Math.min(300, Math.ceil(N / 5));
 const WARMUP = Number(process.env.BENCH_PSQL_WARMUP ?? 2000);
 const EXPORT_ROWS = 1_000_000;
 const ROUNDS = Number(process.env.BENCH_EXPORT_ROUNDS ?? 5);
+/** Quiet time after each latency block and its settle (see blocks). */
+const QUIET_MS = 200;
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 
 interface Stats {
@@ -57,15 +59,27 @@ function statsOf(name: string, samples: number[]): Stats {
 }
 
 /**
- * Each subject in its steady state, in alternating blocks of N / ROUNDS timed calls; `settle`
- * (untimed) after each round lets infra lay out the call.json it held back during its block.
+ * Each subject in its steady state, in alternating blocks of N / ROUNDS timed calls. After every
+ * block, untimed: `settle` has both infra servers lay out the call.json they held back, and the
+ * machine gets a quiet moment, so every block starts from the same idle machine (with a settle per
+ * round only, a server laid out its records during the next subject's block). `meter` measures
+ * each stdio server's CPU time over its own blocks.
  */
-async function blocks(subjects: (() => Promise<unknown>)[], settle: () => Promise<unknown>): Promise<number[][]> {
+async function blocks(
+  subjects: (() => Promise<unknown>)[],
+  settle: () => Promise<unknown>,
+  meter: (k: number) => () => void,
+): Promise<number[][]> {
   const out = subjects.map(() => [] as number[]);
   const per = Math.max(1, Math.round(N / 4));
   for (let r = 0; r < 4; r++) {
-    for (let k = 0; k < subjects.length; k++) out[k]!.push(...(await timeCalls(per, subjects[k]!, WARM)));
-    await settle();
+    for (let k = 0; k < subjects.length; k++) {
+      const stop = meter(k);
+      out[k]!.push(...(await timeCalls(per, subjects[k]!, WARM)));
+      stop();
+      await settle();
+      await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
+    }
   }
   return out;
 }
@@ -124,8 +138,13 @@ async function main(): Promise<void> {
       const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
     };
-    const servers = { sdk: bare.transport.pid!, infra: infra.transport.pid!, noPoll: noPoll.transport.pid! };
-    /** Calls each stdio server gets in one case's timed blocks (warm-up calls included). */
+    /** The stdio server behind each subject of subjectsOf, by index. */
+    const servers = new Map([
+      [1, bare.transport.pid!],
+      [2, infra.transport.pid!],
+      [5, noPoll.transport.pid!],
+    ]);
+    /** Calls each stdio server gets in one case's blocks (warm-up calls included). */
     const callsPerCase = 4 * (Math.max(1, Math.round(N / 4)) + WARM);
     const key = (i: number): number => 1 + ((i * 7919) % 100000);
     const cases = [
@@ -192,9 +211,17 @@ async function main(): Promise<void> {
     await settleBoth();
     for (const c of cases) {
       out(`  -- ${c.name}`);
-      const cpu0 = Object.fromEntries(Object.entries(servers).map(([k, pid]) => [k, cpuMs(pid)]));
-      const [rawT, sdkT, infraT, extT, batchT, noPollT] = await blocks(subjectsOf(c), settleBoth);
-      const perCall = (k: keyof typeof servers): string => `${(((cpuMs(servers[k]) - cpu0[k]!) * 1000) / callsPerCase).toFixed(0)} µs`;
+      // CPU time of each server during its own blocks (not the settles: the layout of call.json
+      // at idle is not in it; the journal and the audit commits during the block are)
+      const cpu = new Map<number, number>();
+      const meter = (k: number): (() => void) => {
+        const pid = servers.get(k);
+        if (pid === undefined) return () => undefined;
+        const c0 = cpuMs(pid);
+        return () => cpu.set(k, (cpu.get(k) ?? 0) + cpuMs(pid) - c0);
+      };
+      const [rawT, sdkT, infraT, extT, batchT, noPollT] = await blocks(subjectsOf(c), settleBoth, meter);
+      const perCall = (k: number): string => `${(((cpu.get(k) ?? 0) * 1000) / callsPerCase).toFixed(0)} µs`;
       const raw = statsOf('raw pg Pool', rawT!);
       const sdk = statsOf('bare SDK stdio round trip (echo)', sdkT!);
       const viaMcp = statsOf('infra stdio server psql.query', infraT!);
@@ -202,7 +229,7 @@ async function main(): Promise<void> {
       const rb = statsOf("raw pg, infra's read batch", batchT!);
       const np = statsOf('infra, busy polling off', noPollT!);
       out(
-        `  server CPU per call (all threads, recording included): bare SDK ${perCall('sdk')}, infra ${perCall('infra')}, infra with busy polling off ${perCall('noPoll')}`,
+        `  server CPU per call during its blocks (all threads; the call.json layout at idle not included): bare SDK ${perCall(1)}, infra ${perCall(2)}, infra with busy polling off ${perCall(5)}`,
       );
       const floor = raw.p50 + sdk.p50;
       verdicts.push(
