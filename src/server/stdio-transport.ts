@@ -160,10 +160,11 @@ export class GuardedStdioServerTransport implements Transport {
       },
       (e: unknown) => {
         if (this.inflight.get(id) === ac) this.inflight.delete(id);
+        if (!ac.aborted) {
+          const message = e instanceof Error ? e.message : String(e);
+          this.writeLine(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32603, message: message || 'Internal error' } }));
+        }
         answered?.();
-        if (ac.aborted) return;
-        const message = e instanceof Error ? e.message : String(e);
-        this.writeLine(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32603, message: message || 'Internal error' } }));
       },
     );
     return true;

@@ -74,6 +74,17 @@ describe('busy polling (src/server/busy-poll.ts)', () => {
     const turns = poll.turns;
     await sleep(20);
     assert.equal(poll.turns, turns, 'stopped after the reply window');
+
+    // a request whose handling fails ends its polling too
+    transport.direct = () => sleep(30).then(() => Promise.reject(new Error('boom')));
+    const failed = new Promise<string>((resolve) => stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    stdin.write('{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"state","arguments":{}}}\n');
+    assert.equal(await failed, '{"jsonrpc":"2.0","id":8,"error":{"code":-32603,"message":"boom"}}\n');
+    assert.ok(poll.turns > turns + 20, 'polled while the failing request was open');
+    await sleep(20);
+    const after = poll.turns;
+    await sleep(20);
+    assert.equal(poll.turns, after, 'stopped after the failed request');
     await transport.close();
   });
 
