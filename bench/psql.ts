@@ -31,6 +31,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import pg from 'pg';
 import { startPostgres } from '../test/fixtures/postgres.js';
+import { cpuTimeMs } from '../test/helpers/proc.js';
 import { makeProject } from '../test/helpers/project.js';
 import { StatementBatch, type BatchStep } from '../src/adapters/pg-batch.js';
 import { connectStdio, settleInfra, timeCalls } from './lib.js';
@@ -107,7 +108,8 @@ async function main(): Promise<void> {
          FROM generate_series(1, ${EXPORT_ROWS}) g;
        ANALYZE`,
     );
-    const project = makeProject({ 'profiles.json': { db: { type: 'postgres', url: '${env:BENCH_DB_URL}', max_rows: 1000 } } });
+    const profiles = { 'profiles.json': { db: { type: 'postgres', url: '${env:BENCH_DB_URL}', max_rows: 1000 } } };
+    const project = makeProject(profiles);
     const env = { ...process.env, BENCH_DB_URL: cluster.url('reader'), INFRA_LOG_LEVEL: 'warn' };
 
     out(
@@ -127,17 +129,12 @@ async function main(): Promise<void> {
     const infraEnv = { MCP_PROFILES_DIR: project.infraDir, BENCH_DB_URL: cluster.url('reader'), INFRA_LOG_LEVEL: 'warn' };
     const infra = await connectStdio(process.execPath, [cli], infraEnv);
     // (a project of its own: two servers on one infra.db would contend for its writes)
-    const project2 = makeProject({ 'profiles.json': { db: { type: 'postgres', url: '${env:BENCH_DB_URL}', max_rows: 1000 } } });
+    const project2 = makeProject(profiles);
     const noPoll = await connectStdio(process.execPath, [cli], {
       ...infraEnv,
       MCP_PROFILES_DIR: project2.infraDir,
       INFRA_BUSY_POLL_US: '0',
     });
-    /** CPU time (user + system, every thread) of a process, in ms. */
-    const cpuMs = (pid: number): number => {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-    };
     /** The stdio server behind each subject of subjectsOf, by index. */
     const servers = new Map([
       [1, bare.transport.pid!],
@@ -217,8 +214,8 @@ async function main(): Promise<void> {
       const meter = (k: number): (() => void) => {
         const pid = servers.get(k);
         if (pid === undefined) return () => undefined;
-        const c0 = cpuMs(pid);
-        return () => cpu.set(k, (cpu.get(k) ?? 0) + cpuMs(pid) - c0);
+        const c0 = cpuTimeMs(pid);
+        return () => cpu.set(k, (cpu.get(k) ?? 0) + cpuTimeMs(pid) - c0);
       };
       const [rawT, sdkT, infraT, extT, batchT, noPollT] = await blocks(subjectsOf(c), settleBoth, meter);
       const perCall = (k: number): string => `${(((cpu.get(k) ?? 0) * 1000) / callsPerCase).toFixed(0)} µs`;

@@ -43,8 +43,8 @@ export class BusyPoll {
       else
         problem = `INFRA_BUSY_POLL_US=${JSON.stringify(raw)} is not a number of microseconds (0 turns busy polling off); using ${DEFAULT_BUDGET_US}`;
     }
-    if (budget <= 0 || cpus < 2) return { poll: undefined, ...(problem ? { problem } : {}) };
-    return { poll: new BusyPoll(budget, Math.min(DEFAULT_AFTER_US, budget)), ...(problem ? { problem } : {}) };
+    const poll = budget > 0 && cpus >= 2 ? new BusyPoll(budget, Math.min(DEFAULT_AFTER_US, budget)) : undefined;
+    return problem ? { poll, problem } : { poll };
   }
 
   /** A request started; the returned function says it was answered (once; later calls are no-ops). */

@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { BusyPoll } from '../../src/server/busy-poll.js';
 import { GuardedStdioServerTransport } from '../../src/server/stdio-transport.js';
 import { startStdio } from '../helpers/client.js';
+import { cpuTimeMs } from '../helpers/proc.js';
+import { eventually } from '../helpers/wait.js';
 import { makeProject } from '../helpers/project.js';
-
-/** user + system CPU time of a process, in ms (clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 /**
  * Waits (up to 3 s) until the poller has made more than `n` turns; returns its turns. Turn counts
@@ -20,8 +15,7 @@ function cpuMs(pid: number): number {
  * loop re-arming itself, where a loop that sleeps makes none.
  */
 async function turnsPast(poll: BusyPoll, n: number): Promise<number> {
-  const end = Date.now() + 3000;
-  while (poll.turns <= n && Date.now() < end) await sleep(5);
+  await eventually(() => poll.turns > n, 3000, 5);
   return poll.turns;
 }
 
@@ -107,9 +101,9 @@ describe('busy polling (src/server/busy-poll.ts)', () => {
         assert.equal((await s.call('state', { action: 'set', key: 'k', value: 'v' })).ok, true);
         for (let i = 0; i < 200; i++) assert.equal((await s.call('state', { action: 'get', key: 'k' })).ok, true);
         await sleep(300); // the record worker commits and lays out what the burst left
-        const before = cpuMs(s.pid);
+        const before = cpuTimeMs(s.pid);
         await sleep(1000);
-        const used = cpuMs(s.pid) - before;
+        const used = cpuTimeMs(s.pid) - before;
         assert.ok(used <= 60, `${JSON.stringify(env)}: ${used} ms of CPU in 1 s of idleness`);
       } finally {
         await s.close();

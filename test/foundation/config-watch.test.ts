@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { watchConfig } from '../../src/federation/config-watch.js';
+import { eventually } from '../helpers/wait.js';
 
 const log = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-/** Waits until `count()` passes `n` or the time is up; returns the last count. */
-async function until(count: () => number, n: number, ms = 3000): Promise<number> {
-  const end = Date.now() + ms;
-  while (count() <= n && Date.now() < end) await sleep(20);
+/** Waits (up to 3 s) until `count()` passes `n`; returns the count then. */
+async function until(count: () => number, n: number): Promise<number> {
+  await eventually(() => count() > n, 3000, 20);
   return count();
 }
 

@@ -80,15 +80,7 @@ export async function psqlEnv(
   };
 }
 
-/** Polls `check` until it returns true or `ms` pass; returns its last answer. */
-export async function eventually(check: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (check()) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { eventually } from '../helpers/wait.js';
 
 /** Backends (other than psql's own) whose query text contains `marker`. */
 export function backendsRunning(pg: PgCluster, marker: string): number {

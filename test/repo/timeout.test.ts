@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { git } from '../fixtures/git.js';
+import { eventually } from '../helpers/wait.js';
 import { repoProject, type RepoProject } from './setup.js';
 
 interface Stall {
@@ -38,15 +39,6 @@ function gitProcessesFor(port: number): string[] {
   return r.stdout.split('\n').filter((l) => l.trim() && !l.includes('pgrep'));
 }
 
-async function until(check: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
-
 let stall: Stall;
 let p: RepoProject;
 
@@ -71,7 +63,7 @@ void describe('repo calls that outlast their time', () => {
     assert.equal(r.error.code, 'TIMEOUT', JSON.stringify(r.error));
     assert.ok(took < 5000, `the call took ${took} ms`);
     assert.ok(stall.accepted() > before, 'git reached the remote');
-    assert.ok(await until(() => stall.open.size === 0, 3000), `connections still open: ${stall.open.size}`);
+    assert.ok(await eventually(() => stall.open.size === 0, 3000), `connections still open: ${stall.open.size}`);
     assert.deepEqual(gitProcessesFor(stall.port), [], 'no git process is left talking to the remote');
   });
 
@@ -79,12 +71,12 @@ void describe('repo calls that outlast their time', () => {
     const before = stall.accepted();
     const ac = new AbortController();
     const pending = p.rt.call('repo', { action: 'push', branch: 'main', timeout_ms: 60_000 }, { signal: ac.signal });
-    assert.ok(await until(() => stall.accepted() > before, 10_000), 'git reached the remote');
+    assert.ok(await eventually(() => stall.accepted() > before, 10_000), 'git reached the remote');
     ac.abort();
     const r = await pending;
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.error.code, 'CANCELLED');
-    assert.ok(await until(() => stall.open.size === 0, 3000), `connections still open: ${stall.open.size}`);
+    assert.ok(await eventually(() => stall.open.size === 0, 3000), `connections still open: ${stall.open.size}`);
     assert.deepEqual(gitProcessesFor(stall.port), []);
     // the audit row says so
     const row = p.rt.services.audit.get(r.call_id);
