@@ -13,7 +13,8 @@ import { backendsRunning, eventually, psqlEnv, type PsqlEnv } from './setup.js';
 let env: PsqlEnv;
 
 void before(async () => {
-  env = await psqlEnv();
+  // one: a single pooled connection, so consecutive calls share a session
+  env = await psqlEnv({ profiles: { one: { type: 'postgres', url: '${env:RO_URL}', statement_timeout_ms: 300, pool_max: 1 } } });
 });
 void after(async () => {
   await env?.close();
@@ -206,6 +207,48 @@ void describe('read-only bypass attacks (reader login, read_only profile)', () =
       const r = await env.call({ action: 'query', profile: 'ro', sql: 'EXECUTE wipe' });
       assert.equal(r.ok, false);
     }
+    victimsIntact();
+  });
+
+  void test('a prepared-statement swap (a DO block re-preparing every statement of the session) lifts neither read-only nor the timeout', async () => {
+    // PREPARE and DEALLOCATE are allowed in a READ ONLY transaction, from a DO block too, and
+    // outlive its ROLLBACK. Were any step infra runs before the user's statement (BEGIN READ
+    // ONLY, the timeout) a named prepared statement, this would replace it on the session and the
+    // next call on that connection would run without it (docs/DECISIONS.md).
+    const pid = async (): Promise<number> =>
+      (await env.ok<{ rows: { pid: number }[] }>({ action: 'query', profile: 'one', sql: 'SELECT pg_backend_pid() AS pid' })).rows[0]!.pid;
+    const before = await pid();
+    const swap = `DO $$
+      DECLARE r record;
+      BEGIN
+        FOR r IN SELECT name, parameter_types FROM pg_prepared_statements LOOP
+          EXECUTE format('DEALLOCATE %I', r.name);
+          IF cardinality(r.parameter_types) > 0 THEN
+            EXECUTE format('PREPARE %I(%s) AS SELECT $1', r.name, array_to_string(r.parameter_types, ','));
+          ELSE
+            EXECUTE format('PREPARE %I AS SELECT 1', r.name);
+          END IF;
+        END LOOP;
+        EXECUTE 'PREPARE swap_probe AS SELECT 1';
+      END $$`;
+    await env.ok({ action: 'query', profile: 'one', sql: swap });
+    assert.equal(await pid(), before, 'the same session');
+    const probe = await env.ok<{ rows: { n: number }[] }>({
+      action: 'query',
+      profile: 'one',
+      sql: "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = 'swap_probe'",
+    });
+    assert.equal(probe.rows[0]!.n, 1, 'the swap outlived its call on that session');
+    const del = await env.fail({ action: 'query', profile: 'one', sql: 'DELETE FROM victims' });
+    assert.equal(del.code, 'DENIED');
+    assert.match(del.message, /read-only transaction/, 'refused by the READ ONLY transaction (before the missing privilege)');
+    const rw = await env.fail({ action: 'query', profile: 'one', sql: 'SET TRANSACTION READ WRITE' });
+    assert.match(rw.message, /read-write mode must be set before any query/);
+    const slow = await env.fail({ action: 'query', profile: 'one', sql: "SELECT pg_sleep(30), 'marker-swap'", timeout_ms: 3000 });
+    assert.equal(slow.code, 'TIMEOUT');
+    assert.match(slow.hint ?? '', /statement_timeout_ms/, 'cancelled by the server at the profile timeout, not by the call deadline');
+    assert.equal(backendsRunning(env.pg, 'marker-swap'), 0);
+    assert.equal(await pid(), before, 'still the same session');
     victimsIntact();
   });
 
