@@ -491,7 +491,20 @@ export class SshPool {
     };
     if (ep.privateKey !== undefined) cfg.privateKey = ep.privateKey;
     if (ep.passphrase !== undefined) cfg.passphrase = ep.passphrase;
-    if (ep.password !== undefined) cfg.password = ep.password;
+    /** A keyboard-interactive prompt infra did not answer (reported if authentication fails). */
+    let unanswered: string | undefined;
+    if (ep.password !== undefined) {
+      cfg.password = ep.password;
+      // hosts that check passwords through PAM ask for them by keyboard-interactive only
+      cfg.tryKeyboard = true;
+      const password = ep.password;
+      let rounds = 0;
+      client.on('keyboard-interactive', (_name, _instructions, _lang, prompts, finish) => {
+        const r = answerPrompts(prompts, password, ++rounds);
+        unanswered ??= r.unanswered;
+        finish(r.answers);
+      });
+    }
     if (ep.agent !== undefined) cfg.agent = ep.agent;
     return new Promise<Client>((resolve, reject) => {
       let settled = false;
@@ -501,7 +514,7 @@ export class SshPool {
         sock.destroy();
         client.destroy();
         sockCleanup?.();
-        reject(mapConnectError(e, verdict, ep));
+        reject(mapConnectError(e, verdict, ep, unanswered));
       };
       client.once('ready', () => {
         if (settled) return;
@@ -534,8 +547,34 @@ export class SshPool {
   }
 }
 
+/** Keyboard-interactive rounds answered with the password; later ones (a re-prompt after a wrong password) get none. */
+const KBD_MAX_ROUNDS = 2;
+
+/**
+ * Answers to one keyboard-interactive round: the password for hidden prompts that ask for a
+ * password, nothing for anything else (a one-time code, a question, a visible prompt), which
+ * is named in `unanswered` so that the failure can say what the server wanted.
+ */
+export function answerPrompts(
+  prompts: { prompt: string; echo?: boolean }[],
+  password: string,
+  round: number,
+): { answers: string[]; unanswered?: string } {
+  let unanswered: string | undefined;
+  const answers = prompts.map((p) => {
+    const text = p.prompt.trim();
+    if (round <= KBD_MAX_ROUNDS && !p.echo && PASSWORD_PROMPT.test(text) && !OTP_PROMPT.test(text)) return password;
+    unanswered ??= text.slice(0, 200);
+    return '';
+  });
+  return unanswered === undefined ? { answers } : { answers, unanswered };
+}
+
+const PASSWORD_PROMPT = /\bpassword\b/i;
+const OTP_PROMPT = /verification|one[- ]time|\botp\b|token|passcode|\bcode\b/i;
+
 /** What went wrong while connecting, as the error code a person can act on. */
-export function mapConnectError(e: unknown, verdict: HostKeyVerdict | undefined, ep: SshEndpoint): ToolError {
+export function mapConnectError(e: unknown, verdict: HostKeyVerdict | undefined, ep: SshEndpoint, unanswered?: string): ToolError {
   if (isToolError(e)) return e;
   const err = e as Error & { level?: string; code?: string };
   const msg = err?.message ?? String(e);
@@ -576,9 +615,20 @@ export function mapConnectError(e: unknown, verdict: HostKeyVerdict | undefined,
   if (err.level === 'client-authentication') {
     const methods = [
       ep.privateKey !== undefined && 'publickey',
-      ep.password !== undefined && 'password',
+      ep.password !== undefined && 'password, keyboard-interactive',
       ep.agent !== undefined && 'agent',
     ].filter(Boolean);
+    if (unanswered !== undefined) {
+      return new ToolError(
+        'AUTH_FAILED',
+        `authentication failed for ${where}: the server asked ${JSON.stringify(unanswered)} (keyboard-interactive), which infra does not answer`,
+        {
+          hint: 'infra answers password prompts only, never one-time codes or questions; use a key (key_file, private_key or agent) for this host',
+          retryable: false,
+          cause: e,
+        },
+      );
+    }
     return new ToolError('AUTH_FAILED', `authentication failed for ${where} (tried: ${methods.join(', ') || 'none'})`, {
       hint: "check the username, that the key is in the server's authorized_keys, or the password the reference resolves to",
       retryable: false,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { KEY_PASSPHRASE, PASSWORD, PASSWORD_USER, startAgent, startSshd, type Agent, type Sshd } from '../fixtures/sshd.js';
+import { answerPrompts, mapConnectError } from '../../src/adapters/ssh-pool.js';
 import { fail, ok, sshRig, targetFor, type SshRig } from './helpers.js';
 
 describe('ssh authentication against a real sshd', () => {
@@ -109,5 +110,76 @@ describe('ssh authentication against a real sshd', () => {
     assert.deepEqual([bad.ok, bad.reachable, bad.host_key_ok, bad.auth_ok, bad.error.code], [false, true, true, false, 'AUTH_FAILED']);
     const down = ok(await rig.call({ action: 'check', target: 'down' })).result;
     assert.deepEqual([down.ok, down.reachable, down.error.code], [false, false, 'CONNECTION_FAILED']);
+  });
+});
+
+describe('ssh password authentication by keyboard-interactive (a host that checks passwords through PAM)', () => {
+  let sshd: Sshd;
+  let rig: SshRig;
+
+  before(async () => {
+    sshd = await startSshd({ passwordAuth: 'keyboard-interactive' });
+    const base = { host: sshd.host, port: sshd.port, host_key_sha256: sshd.fingerprint, username: PASSWORD_USER };
+    rig = await sshRig(
+      {
+        'targets.json': {
+          pw: { ...base, password: '${env:TEST_SSH_PASSWORD}' },
+          pw_wrong: { ...base, password: '${env:TEST_SSH_WRONG}' },
+        },
+      },
+      { TEST_SSH_PASSWORD: PASSWORD, TEST_SSH_WRONG: 'not the password' },
+    );
+  });
+  after(async () => {
+    await rig?.close();
+    await sshd?.stop();
+  });
+
+  it('the password answers the PAM "Password:" prompt', async () => {
+    const r = ok(await rig.call({ action: 'exec', target: 'pw', command: 'id -un' }));
+    assert.equal(r.result.stdout.trim(), PASSWORD_USER);
+    assert.match(sshd.log(), /Accepted keyboard-interactive\/pam for infra-sshtest/);
+  });
+
+  it('a wrong password is AUTH_FAILED naming both methods tried, without the password', async () => {
+    const e = fail(await rig.call({ action: 'exec', target: 'pw_wrong', command: 'true' }), 'AUTH_FAILED');
+    assert.match(e.error.message, /tried: password, keyboard-interactive/);
+    assert.equal(e.error.retryable, false);
+    assert.ok(!JSON.stringify(e).includes('not the password'));
+  });
+});
+
+describe('keyboard-interactive prompts infra answers', () => {
+  it('the password goes to hidden password prompts only, never to a one-time code, a visible prompt or a re-prompt', () => {
+    assert.deepEqual(answerPrompts([{ prompt: 'Password: ', echo: false }], 'pw', 1), { answers: ['pw'] });
+    assert.deepEqual(answerPrompts([{ prompt: "admin@db1's password:", echo: false }], 'pw', 2), { answers: ['pw'] });
+    assert.deepEqual(answerPrompts([], 'pw', 1), { answers: [] }, 'an instructions-only round');
+    assert.deepEqual(answerPrompts([{ prompt: 'Verification code: ', echo: false }], 'pw', 1), {
+      answers: [''],
+      unanswered: 'Verification code:',
+    });
+    assert.deepEqual(answerPrompts([{ prompt: "One-time password (OATH) for `u': ", echo: false }], 'pw', 1).answers, ['']);
+    assert.deepEqual(answerPrompts([{ prompt: 'Password: ', echo: true }], 'pw', 1).answers, [''], 'a visible prompt');
+    assert.deepEqual(
+      answerPrompts(
+        [
+          { prompt: 'Password: ', echo: false },
+          { prompt: 'Duo passcode: ', echo: false },
+        ],
+        'pw',
+        1,
+      ),
+      { answers: ['pw', ''], unanswered: 'Duo passcode:' },
+    );
+    assert.deepEqual(answerPrompts([{ prompt: 'Password: ', echo: false }], 'pw', 3).answers, [''], 'a third round (a re-prompt loop)');
+  });
+
+  it('a failure after an unanswered prompt says what the server asked and what to use instead', () => {
+    const ep = { name: 'bastion', username: 'u', host: 'h', port: 22, password: 'pw' } as unknown as Parameters<typeof mapConnectError>[2];
+    const err = Object.assign(new Error('All configured authentication methods failed'), { level: 'client-authentication' });
+    const e = mapConnectError(err, undefined, ep, 'Verification code:');
+    assert.equal(e.code, 'AUTH_FAILED');
+    assert.match(e.message, /asked "Verification code:" \(keyboard-interactive\), which infra does not answer/);
+    assert.match(e.hint ?? '', /key_file/);
   });
 });
