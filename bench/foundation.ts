@@ -1,6 +1,7 @@
 // Foundation figures (issue 2), each against a bare SDK stdio server with one echo tool measured
-// in the same run: startup to first tools/list, tools/list bytes, p50/p95 of `state get`.
-import { mkdtempSync, rmSync } from 'node:fs';
+// in the same run: startup to first tools/list, tools/list bytes, p50/p95 of `state get`; the
+// same for the single-file binary (tools/release) when build/infra-linux-x64 exists.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,8 +74,45 @@ export async function foundationBench(): Promise<void> {
         ratio: is.p95 / bs.p95,
       },
     ]);
+    await binaryBench(bare, bareStart.p50, join(dir, 'binary'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The single-file binary as a client runs it (`"command": ".../infra-linux-x64", "args": []`):
+ * startup to first tools/list and `state get` against the bare SDK echo server, in alternating
+ * blocks. It records reads on its main thread (no record worker: docs/DECISIONS.md).
+ */
+async function binaryBench(bare: string, bareStartP50: number, projectDir: string): Promise<void> {
+  const binary = process.env.BENCH_BINARY ?? join(root, 'build', 'infra-linux-x64');
+  if (!existsSync(binary)) {
+    process.stdout.write(`\nsingle-file binary: ${binary} not built (tools/release builds it); not measured\n`);
+    return;
+  }
+  const env = { MCP_PROFILES_DIR: join(projectDir, '.infra'), INFRA_LOG_LEVEL: 'error' };
+  const start = stats(await startupMs(binary, [], env));
+  const b = await connectStdio(process.execPath, [bare], {});
+  const i = await connectStdio(binary, [], env);
+  try {
+    await i.client.callTool({ name: 'state', arguments: { action: 'set', key: 'bench', value: 'v' } });
+    const { bareCalls, infraCalls } = await alternateBlocks(
+      N,
+      () => b.client.callTool({ name: 'echo', arguments: { text: 'v' } }),
+      () => i.client.callTool({ name: 'state', arguments: { action: 'get', key: 'bench' } }),
+      { settle: () => settleInfra(i.client) },
+    );
+    const bc = stats(bareCalls);
+    const ic = stats(infraCalls);
+    printFigures(`single-file binary (${binary.replace(root + '/', '')}, ${N} calls, ${STARTS} starts)`, [
+      { name: 'startup to first tools/list (p50)', value: fmt(start.p50), baseline: fmt(bareStartP50), ratio: start.p50 / bareStartP50 },
+      { name: '`state get` p50 vs bare echo', value: fmt(ic.p50), baseline: fmt(bc.p50), ratio: ic.p50 / bc.p50, target: '≤ 1.5×' },
+      { name: '`state get` p95 vs bare echo', value: fmt(ic.p95), baseline: fmt(bc.p95), ratio: ic.p95 / bc.p95 },
+    ]);
+  } finally {
+    await b.client.close();
+    await i.client.close();
   }
 }
 
