@@ -18,7 +18,10 @@ export const SshTargetSchema = z
     key_file: z.string().optional().describe('Private key path (~ expanded) or ${file:…}/${secret:…} reference'),
     private_key: z.string().optional().describe('Private key contents by reference: ${secret:NAME} or ${env:NAME}'),
     passphrase: z.string().optional().describe('Key passphrase by reference: ${env:NAME} / ${secret:NAME}'),
-    password: z.string().optional().describe('Password by reference: ${env:NAME} / ${secret:NAME}'),
+    password: z
+      .string()
+      .optional()
+      .describe('Password by reference: ${env:NAME} / ${secret:NAME}; also answers keyboard-interactive password prompts (PAM)'),
     agent: z.union([z.boolean(), z.string()]).optional().describe('true uses $SSH_AUTH_SOCK; a string is the agent socket path'),
     known_hosts: z.string().optional().describe('known_hosts file to verify the host key (default ~/.ssh/known_hosts)'),
     host_key_sha256: z
