@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { alternateBlocks, connectStdio, fmt, printFigures, settleInfra, stats, timeCalls } from './lib.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,6 +22,18 @@ async function startupMs(command: string, args: string[], env: Record<string, st
   return out;
 }
 
+/** `state get` on infra vs the bare server's echo, each in its steady state, in alternating blocks (bench/lib.ts alternateBlocks). */
+async function stateGetVsEcho(bare: Client, infra: Client): Promise<{ bc: ReturnType<typeof stats>; ic: ReturnType<typeof stats> }> {
+  await infra.callTool({ name: 'state', arguments: { action: 'set', key: 'bench', value: 'v' } });
+  const { bareCalls, infraCalls } = await alternateBlocks(
+    N,
+    () => bare.callTool({ name: 'echo', arguments: { text: 'v' } }),
+    () => infra.callTool({ name: 'state', arguments: { action: 'get', key: 'bench' } }),
+    { settle: () => settleInfra(infra) },
+  );
+  return { bc: stats(bareCalls), ic: stats(infraCalls) };
+}
+
 export async function foundationBench(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'infra-bench-'));
   const infraEnv = { MCP_PROFILES_DIR: join(dir, '.infra'), INFRA_LOG_LEVEL: 'error' };
@@ -34,16 +47,7 @@ export async function foundationBench(): Promise<void> {
     const i = await connectStdio(process.execPath, [cli], infraEnv);
     const bareList = JSON.stringify((await b.client.listTools()).tools).length;
     const infraList = JSON.stringify((await i.client.listTools()).tools).length;
-    await i.client.callTool({ name: 'state', arguments: { action: 'set', key: 'bench', value: 'v' } });
-    // each in its steady state, in alternating blocks (bench/lib.ts alternateBlocks)
-    const { bareCalls, infraCalls } = await alternateBlocks(
-      N,
-      () => b.client.callTool({ name: 'echo', arguments: { text: 'v' } }),
-      () => i.client.callTool({ name: 'state', arguments: { action: 'get', key: 'bench' } }),
-      { settle: () => settleInfra(i.client) },
-    );
-    const bc = stats(bareCalls);
-    const ic = stats(infraCalls);
+    const { bc, ic } = await stateGetVsEcho(b.client, i.client);
     // sustained: one long run each, past the record journal's 4,096-record bound, so infra lays
     // out call.json files while it answers (what a burst does not show)
     const SUSTAINED = Number(process.env.BENCH_SUSTAINED ?? 6000);
@@ -96,15 +100,7 @@ async function binaryBench(bare: string, bareStartP50: number, projectDir: strin
   const b = await connectStdio(process.execPath, [bare], {});
   const i = await connectStdio(binary, [], env);
   try {
-    await i.client.callTool({ name: 'state', arguments: { action: 'set', key: 'bench', value: 'v' } });
-    const { bareCalls, infraCalls } = await alternateBlocks(
-      N,
-      () => b.client.callTool({ name: 'echo', arguments: { text: 'v' } }),
-      () => i.client.callTool({ name: 'state', arguments: { action: 'get', key: 'bench' } }),
-      { settle: () => settleInfra(i.client) },
-    );
-    const bc = stats(bareCalls);
-    const ic = stats(infraCalls);
+    const { bc, ic } = await stateGetVsEcho(b.client, i.client);
     printFigures(`single-file binary (${binary.replace(root + '/', '')}, ${N} calls, ${STARTS} starts)`, [
       { name: 'startup to first tools/list (p50)', value: fmt(start.p50), baseline: fmt(bareStartP50), ratio: start.p50 / bareStartP50 },
       { name: '`state get` p50 vs bare echo', value: fmt(ic.p50), baseline: fmt(bc.p50), ratio: ic.p50 / bc.p50, target: '≤ 1.5×' },
