@@ -570,7 +570,9 @@ export function answerPrompts(
   return unanswered === undefined ? { answers } : { answers, unanswered };
 }
 
-const PASSWORD_PROMPT = /\bpassword\b/i;
+/** "Password:" and PAM's translations of it (sshd prompts in the server's locale). */
+const PASSWORD_PROMPT =
+  /\bpassword\b|\bpasswort\b|mot de passe|contraseña|\bsenha\b|wachtwoord|lösenord|\bhasło\b|пароль|パスワード|密码|密碼|암호/i;
 const OTP_PROMPT = /verification|one[- ]time|\botp\b|token|passcode|\bcode\b/i;
 
 /** What went wrong while connecting, as the error code a person can act on. */

@@ -153,6 +153,8 @@ describe('keyboard-interactive prompts infra answers', () => {
   it('the password goes to hidden password prompts only, never to a one-time code, a visible prompt or a re-prompt', () => {
     assert.deepEqual(answerPrompts([{ prompt: 'Password: ', echo: false }], 'pw', 1), { answers: ['pw'] });
     assert.deepEqual(answerPrompts([{ prompt: "admin@db1's password:", echo: false }], 'pw', 2), { answers: ['pw'] });
+    assert.deepEqual(answerPrompts([{ prompt: 'Passwort: ', echo: false }], 'pw', 1), { answers: ['pw'] }, "PAM's German prompt");
+    assert.deepEqual(answerPrompts([{ prompt: 'Mot de passe : ', echo: false }], 'pw', 1), { answers: ['pw'] });
     assert.deepEqual(answerPrompts([], 'pw', 1), { answers: [] }, 'an instructions-only round');
     assert.deepEqual(answerPrompts([{ prompt: 'Verification code: ', echo: false }], 'pw', 1), {
       answers: [''],
