@@ -563,7 +563,8 @@ export function answerPrompts(
   let unanswered: string | undefined;
   const answers = prompts.map((p) => {
     const text = p.prompt.trim();
-    if (round <= KBD_MAX_ROUNDS && !p.echo && PASSWORD_PROMPT.test(text) && !OTP_PROMPT.test(text)) return password;
+    // a password prompt past the rounds is a re-prompt after a wrong password, not an unknown question
+    if (!p.echo && PASSWORD_PROMPT.test(text) && !OTP_PROMPT.test(text)) return round <= KBD_MAX_ROUNDS ? password : '';
     unanswered ??= text.slice(0, 200);
     return '';
   });

@@ -173,7 +173,11 @@ describe('keyboard-interactive prompts infra answers', () => {
       ),
       { answers: ['pw', ''], unanswered: 'Duo passcode:' },
     );
-    assert.deepEqual(answerPrompts([{ prompt: 'Password: ', echo: false }], 'pw', 3).answers, [''], 'a third round (a re-prompt loop)');
+    assert.deepEqual(
+      answerPrompts([{ prompt: 'Password: ', echo: false }], 'pw', 3),
+      { answers: [''] },
+      'a third round (a re-prompt loop)',
+    );
   });
 
   it('a failure after an unanswered prompt says what the server asked and what to use instead', () => {
