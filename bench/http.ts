@@ -22,7 +22,6 @@
  * Run: node --import tsx bench/http.ts [iterations-per-round] [rounds]
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +36,7 @@ import { createRuntime } from '../src/exec/runtime.js';
 import { createServer } from '../src/server/create-server.js';
 import { startHttpServer } from '../test/fixtures/http-server.js';
 import { makeProject } from '../test/helpers/project.js';
-import { settleInfra } from './lib.js';
+import { bundleServer, settleInfra } from './lib.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -106,13 +105,7 @@ async function main(): Promise<void> {
   const rt = await createRuntime({ projectDir: project.infraDir, env });
 
   // the server as clients run it: the bundle (tools/build.mjs) and its record worker next to it
-  const { bundle } = (await import(join(ROOT, 'tools', 'build.mjs'))) as {
-    bundle: (o: { outfile: string; entry?: string }) => Promise<string>;
-  };
-  const outDir = join(ROOT, 'node_modules', '.cache', 'infra-bench-http');
-  mkdirSync(outDir, { recursive: true });
-  const cli = await bundle({ outfile: join(outDir, 'cli.js') });
-  await bundle({ outfile: join(outDir, 'record-worker.js'), entry: join(ROOT, 'src', 'audit', 'record-worker.ts') });
+  const cli = await bundleServer('infra-bench-http');
 
   const pool = new Pool(srv.url, { connections: 4, keepAliveTimeout: 30_000 });
   const memBare = new Client({ name: 'bench', version: '0' });

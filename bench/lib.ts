@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
@@ -31,6 +32,22 @@ export async function connectStdio(
   await client.connect(transport);
   await client.listTools();
   return { client, transport, startMs: performance.now() - t0 };
+}
+
+const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
+
+/**
+ * The server as clients run it: src/cli.ts bundled like tools/build.mjs, with its record worker
+ * next to it, into node_modules/.cache/<name>/ (not the shared dist/). Returns the cli.js path.
+ */
+export async function bundleServer(name: string): Promise<string> {
+  const { bundle } = (await import(join(ROOT, 'tools', 'build.mjs'))) as {
+    bundle: (o: { outfile: string; entry?: string }) => Promise<string>;
+  };
+  const dir = join(ROOT, 'node_modules', '.cache', name);
+  const cli = await bundle({ outfile: join(dir, 'cli.js') });
+  await bundle({ outfile: join(dir, 'record-worker.js'), entry: join(ROOT, 'src', 'audit', 'record-worker.ts') });
+  return cli;
 }
 
 /** Times `fn` n times after a warm-up; returns per-call ms. */

@@ -28,7 +28,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import pg from 'pg';
 import { startPostgres } from '../test/fixtures/postgres.js';
 import { makeProject } from '../test/helpers/project.js';
-import { connectStdio, settleInfra, timeCalls } from './lib.js';
+import { bundleServer, connectStdio, settleInfra, stats, timeCalls } from './lib.js';
 
 const N = Number(process.argv[2] ?? 300);
 const ROUNDS = Number(process.env.BENCH_PLACEMENT_ROUNDS ?? 4);
@@ -61,11 +61,6 @@ function clusterPids(dataDir: string): number[] {
   return [postmaster, ...children.split('\n').filter(Boolean).map(Number)];
 }
 
-function p50(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 async function main(): Promise<void> {
   const why = unavailable();
   if (why) {
@@ -83,12 +78,7 @@ async function main(): Promise<void> {
       );
       return;
     }
-    const { bundle } = (await import(join(root, 'tools', 'build.mjs'))) as {
-      bundle: (o: { outfile: string; entry?: string }) => Promise<string>;
-    };
-    const cacheDir = join(root, 'node_modules', '.cache', 'infra-bench');
-    const cli = await bundle({ outfile: join(cacheDir, 'cli.js') });
-    await bundle({ outfile: join(cacheDir, 'record-worker.js'), entry: join(root, 'src', 'audit', 'record-worker.ts') });
+    const cli = await bundleServer('infra-bench');
     const project = makeProject({ 'profiles.json': { db: { type: 'postgres', url: '${env:BENCH_DB_URL}', max_rows: 1000 } } });
     const raw = new pg.Client({ connectionString: cluster.url('reader') });
     await raw.connect();
@@ -142,7 +132,7 @@ async function main(): Promise<void> {
     console.log('| placement | raw pg p50 | bare SDK p50 | infra p50 | infra / (raw + sdk) | infra, polling off | its ratio |');
     console.log('|---|---|---|---|---|---|---|');
     for (const [name] of PLACEMENTS) {
-      const [rawP, sdkP, infraP, offP] = subjects.map(([subject]) => p50(samples.get(`${name}\0${subject}`)!) * 1000);
+      const [rawP, sdkP, infraP, offP] = subjects.map(([subject]) => stats(samples.get(`${name}\0${subject}`)!).p50 * 1000);
       const base = rawP! + sdkP!;
       console.log(
         `| ${name} | ${rawP!.toFixed(0)} µs | ${sdkP!.toFixed(0)} µs | ${infraP!.toFixed(0)} µs | ${(infraP! / base).toFixed(2)}× | ${offP!.toFixed(0)} µs | ${(offP! / base).toFixed(2)}× |`,

@@ -34,7 +34,7 @@ import { startPostgres } from '../test/fixtures/postgres.js';
 import { cpuTimeMs } from '../test/helpers/proc.js';
 import { makeProject } from '../test/helpers/project.js';
 import { StatementBatch, type BatchStep } from '../src/adapters/pg-batch.js';
-import { connectStdio, settleInfra, timeCalls } from './lib.js';
+import { bundleServer, connectStdio, settleInfra, timeCalls } from './lib.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const WARM = Math.min(300, Math.ceil(N / 5));
@@ -118,12 +118,7 @@ async function main(): Promise<void> {
     out('');
     out('1. latency (stdio servers, steady state, alternating blocks)');
     // the real server: bundle src/cli.ts and its record worker like tools/build.mjs (not into the shared dist/)
-    const { bundle } = (await import(join(root, 'tools', 'build.mjs'))) as {
-      bundle: (o: { outfile: string; entry?: string }) => Promise<string>;
-    };
-    const cacheDir = join(root, 'node_modules', '.cache', 'infra-bench');
-    const cli = await bundle({ outfile: join(cacheDir, 'cli.js') });
-    await bundle({ outfile: join(cacheDir, 'record-worker.js'), entry: join(root, 'src', 'audit', 'record-worker.ts') });
+    const cli = await bundleServer('infra-bench');
     const pool = new pg.Pool({ connectionString: cluster.url('reader'), max: 4 });
     const bare = await connectStdio(process.execPath, [join(root, 'bench', 'bare-server.mjs')], {});
     const infraEnv = { MCP_PROFILES_DIR: project.infraDir, BENCH_DB_URL: cluster.url('reader'), INFRA_LOG_LEVEL: 'warn' };
