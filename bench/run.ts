@@ -8,6 +8,8 @@
 //   psql        select 1 / pk lookup vs raw pg; 1,000,000-row export vs psql \copy
 //   placement   psql select 1 vs raw pg + bare SDK with each process pinned to a CPU (why the
 //               select 1 ratio swings between runs on a small VM)
+//   wakes       psql select 1, raw pg and bare SDK: time from wake to running of each process in
+//               the chain, from the scheduler's events (perf; skipped without it)
 //   http        request vs raw undici (and the bare SDK floor)
 //   audit       audit list / verify on 1,000,000 rows vs raw SQLite; state get during verify
 //   memory      1 GiB local exec through the stdio server: peak RSS and time vs sh | sha256sum
@@ -34,6 +36,7 @@ const BENCHES: Bench[] = [
   { name: 'ssh', file: 'ssh.ts', args: quick ? ['--warm', '50', '--cold', '5'] : [] },
   { name: 'psql', file: 'psql.ts', args: quick ? ['300'] : [] },
   { name: 'placement', file: 'psql-placement.ts', args: quick ? ['100'] : [], env: quick ? { BENCH_PLACEMENT_ROUNDS: '1' } : {} },
+  { name: 'wakes', file: 'psql-wakes.ts', args: quick ? ['200'] : [] },
   { name: 'http', file: 'http.ts', args: quick ? ['300'] : [] },
   { name: 'audit', file: 'audit.ts', args: quick ? ['100000'] : [] },
   { name: 'memory', file: 'memory.ts', args: quick ? ['134217728'] : [] },
