@@ -1,8 +1,8 @@
 /**
  * Where a psql `select 1` call waits (bench/psql.ts, issue 4; docs/DECISIONS.md, "The event loop
  * polls while a call is in flight"): the time from wake to running of each process in the chain,
- * read from the kernel's scheduler events (`perf record` of sched_waking, sched_wakeup and
- * sched_switch on every CPU) while 1,000 calls run, for the same three subjects as bench/psql.ts:
+ * read from the kernel's scheduler events (`perf record` of sched_waking and sched_switch on
+ * every CPU) while 1,000 calls run, for the same three subjects as bench/psql.ts:
  *
  *   raw    – `select 1` on a raw pg connection (this process ↔ one Postgres backend)
  *   sdk    – a bare MCP SDK stdio server's echo tool (this process ↔ bench/bare-server.mjs)
@@ -31,7 +31,8 @@ import { bundleServer, connectStdio, percentile, settleInfra } from './lib.js';
 
 const N = Number(process.argv[2] ?? 1000);
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
-const EVENTS = ['sched:sched_waking', 'sched:sched_wakeup', 'sched:sched_switch'];
+/** A wake's start (sched_waking) and the switch that runs the woken thread (sched_switch). */
+const EVENTS = ['sched:sched_waking', 'sched:sched_switch'];
 
 function unavailable(dir: string): string | undefined {
   if (process.platform !== 'linux') return 'it needs Linux (perf and scheduler tracepoints)';
