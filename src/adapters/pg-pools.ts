@@ -59,7 +59,24 @@ export interface PrivilegeReport {
   superuser: boolean;
   roles: string[];
   dblink: string[];
+  /** server_version_num */
+  serverVersion: number;
+  /**
+   * Up to WRITES_SHOWN tables or sequences the login may write, looked up only before
+   * PostgreSQL 16: there a statement can lift its own READ ONLY with RESET transaction_read_only
+   * (16 refuses it); what it then writes is rolled back, but a sequence it advances or sets, and
+   * the locks it holds while it runs, are not.
+   */
+  writes: string[];
+  /**
+   * The login may execute pg_logical_emit_message and wal_level is logical: a message written
+   * with transactional = false is in the WAL for logical decoding consumers whatever the
+   * transaction does (a READ ONLY transaction allows it).
+   */
+  logicalMessages: boolean;
 }
+
+const WRITES_SHOWN = 5;
 
 /**
  * Builds the pg connection settings of a profile. `resolve` replaces secret references (and
@@ -372,9 +389,16 @@ export class PgPools implements Closeable {
             {
               hint:
                 `point the profile at a least-privilege login, e.g.  CREATE ROLE infra_ro LOGIN PASSWORD '…';  GRANT pg_read_all_data TO infra_ro;  ` +
-                `(PostgreSQL 14+; older: GRANT CONNECT, USAGE and SELECT per schema). A human who accepts the risk can set "allow_superuser": true for ${target.name} in profiles.json`,
+                `(PostgreSQL 14+; older: GRANT CONNECT, USAGE and SELECT per schema)${privilegeRemedies(report)}. A human who accepts the risk can set "allow_superuser": true for ${target.name} in profiles.json`,
               retryable: false,
-              details: { user: report.user, superuser: report.superuser, roles: report.roles, dblink: report.dblink },
+              details: {
+                user: report.user,
+                superuser: report.superuser,
+                roles: report.roles,
+                dblink: report.dblink,
+                writes: report.writes,
+                logical_messages: report.logicalMessages,
+              },
             },
           );
         }
@@ -433,7 +457,21 @@ function riskyPrivileges(r: PrivilegeReport): string[] {
   if (r.superuser) out.push('is a superuser');
   if (r.roles.length) out.push(`is a member of ${r.roles.join(', ')}`);
   if (r.dblink.length) out.push(`may execute ${r.dblink.join(', ')}`);
+  if (r.writes.length)
+    out.push(
+      `may write ${r.writes.join(', ')}${r.writes.length >= WRITES_SHOWN ? ' and more' : ''} on PostgreSQL ${Math.floor(r.serverVersion / 10000)}, where a statement can lift its own READ ONLY with RESET transaction_read_only (a sequence it advances and the locks it takes outlast the ROLLBACK; PostgreSQL 16 refuses the RESET)`,
+    );
+  if (r.logicalMessages) out.push('may execute pg_logical_emit_message with wal_level = logical (its messages outlast the ROLLBACK)');
   return out;
+}
+
+/** What to do about each finding of riskyPrivileges. */
+function privilegeRemedies(r: PrivilegeReport): string {
+  const out: string[] = [];
+  if (r.writes.length) out.push('a login without write grants or ownership (PostgreSQL 16+ closes the RESET hole)');
+  if (r.logicalMessages)
+    out.push('REVOKE EXECUTE ON FUNCTION pg_logical_emit_message FROM PUBLIC (each overload), as a superuser, if nothing relies on it');
+  return out.length ? `; also: ${out.join('; ')}` : '';
 }
 
 /** Resolves with the value unless the call is aborted first; a late value is handed to `discard`. */
@@ -663,8 +701,20 @@ export class PgSession {
           text: `SELECT session_user::text,
                         (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user),
                         ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1::text[]) AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') ORDER BY 1),
-                        ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p WHERE p.proname = ANY($2::text[]) AND pg_catalog.has_function_privilege(session_user, p.oid, 'EXECUTE') ORDER BY 1)`,
-          values: [RISKY_ROLES, DBLINK_FUNCTIONS],
+                        ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p WHERE p.proname = ANY($2::text[]) AND pg_catalog.has_function_privilege(session_user, p.oid, 'EXECUTE') ORDER BY 1),
+                        pg_catalog.current_setting('server_version_num')::int,
+                        CASE WHEN pg_catalog.current_setting('server_version_num')::int < 160000 THEN ARRAY(
+                          SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                             AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_(catalog|toast|temp_|toast_temp_)'
+                             AND CASE WHEN c.relkind = 'S' THEN pg_catalog.has_sequence_privilege(session_user, c.oid, 'USAGE, UPDATE')
+                                      ELSE pg_catalog.has_table_privilege(session_user, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') END
+                           LIMIT $3) ELSE '{}' END,
+                        pg_catalog.current_setting('wal_level') = 'logical' AND EXISTS (
+                          SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = 'pg_logical_emit_message'
+                             AND pg_catalog.has_function_privilege(session_user, p.oid, 'EXECUTE'))`,
+          values: [RISKY_ROLES, DBLINK_FUNCTIONS, WRITES_SHOWN],
           rows: { keep: 1 },
         },
         { text: 'ROLLBACK' },
@@ -673,7 +723,15 @@ export class PgSession {
       'privilege check',
     );
     const row = r?.rows[0] ?? [];
-    return { user: String(row[0]), superuser: row[1] === true, roles: (row[2] as string[]) ?? [], dblink: (row[3] as string[]) ?? [] };
+    return {
+      user: String(row[0]),
+      superuser: row[1] === true,
+      roles: (row[2] as string[]) ?? [],
+      dblink: (row[3] as string[]) ?? [],
+      serverVersion: Number(row[4]),
+      writes: (row[5] as string[]) ?? [],
+      logicalMessages: row[6] === true,
+    };
   }
 
   /**

@@ -60,7 +60,9 @@ export const PostgresProfileSchema = z.strictObject({
   allow_superuser: z
     .boolean()
     .default(false)
-    .describe('Human opt-out: let a read_only profile run as a superuser or a login with server-file/program roles'),
+    .describe(
+      'Human opt-out: let a read_only profile run as a login that can act outside its READ ONLY transaction: a superuser, server-file/program/signal roles, dblink, pg_logical_emit_message under wal_level = logical, or write grants before PostgreSQL 16',
+    ),
 });
 
 export const HttpProfileSchema = z.strictObject({

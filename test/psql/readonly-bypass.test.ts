@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { startPostgres } from '../fixtures/postgres.js';
 import { backendsRunning, eventually, psqlEnv, type PsqlEnv } from './setup.js';
 
 /*
@@ -52,7 +53,7 @@ void describe('read-only bypass attacks (reader login, read_only profile)', () =
 
   void test('SET TRANSACTION READ WRITE (alone and stacked before a write)', async () => {
     const alone = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE' });
-    assert.match(alone.message, /read-write mode must be set before any query|read-only/);
+    assert.match(alone.message, /read-write mode must be set before any query/);
     const stacked = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE; DELETE FROM victims' });
     assert.equal(stacked.code, 'INVALID_ARGUMENT');
     const session = await env.call({ action: 'query', profile: 'ro', sql: 'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE' });
@@ -274,6 +275,79 @@ void describe('login check of read_only profiles', () => {
       victimsIntact();
     } finally {
       await local.close();
+    }
+  });
+
+  void test('RESET transaction_read_only (PostgreSQL 15 and older): a read_only profile whose login may write is refused', async () => {
+    // before 16 RESET skips the check that keeps a READ ONLY transaction from turning
+    // read-write; the rows a statement then writes are rolled back, a sequence it advances is not
+    env.pg.psql(`CREATE SEQUENCE reset_probe; ALTER SEQUENCE reset_probe OWNER TO writer`, 'app');
+    const version = Number(env.pg.psql(`SHOW server_version_num`));
+    const attack = "DO $$BEGIN EXECUTE 'RESET transaction_read_only'; PERFORM setval('reset_probe', 4242); END$$";
+    const probe = (): string => env.pg.psql(`SELECT last_value FROM reset_probe`);
+    const local = await psqlEnv({
+      pg: env.pg,
+      profiles: {
+        wro: { type: 'postgres', url: env.pg.url('writer') },
+        wro_ok: { type: 'postgres', url: env.pg.url('writer'), allow_superuser: true },
+      },
+    });
+    try {
+      const direct = await local.call({ action: 'query', profile: 'wro_ok', sql: attack });
+      if (version < 160000) {
+        assert.ok(direct.ok, 'the hole is real on this server: the opted-out profile runs the attack');
+        assert.equal(probe(), '4242', 'and the sequence kept the value past the ROLLBACK');
+        env.pg.psql(`SELECT setval('reset_probe', 1, false)`, 'app');
+        const e = await local.fail({ action: 'query', profile: 'wro', sql: attack });
+        assert.equal(e.code, 'DENIED');
+        assert.match(e.message, /"writer" may write public\..*RESET transaction_read_only/);
+        assert.match(e.hint ?? '', /without write grants/);
+        const plain = await local.fail({ action: 'query', profile: 'wro', sql: 'select 1' });
+        assert.equal(plain.code, 'DENIED', 'the login is refused for every read, not only this statement');
+      } else {
+        assert.equal(direct.ok, false, 'PostgreSQL 16+ refuses the RESET');
+        assert.ok(
+          (await local.call({ action: 'query', profile: 'wro', sql: 'select 1' })).ok,
+          'and the login check does not look for writes',
+        );
+      }
+      assert.equal(probe(), '1', 'the sequence is where it was');
+      victimsIntact();
+    } finally {
+      await local.close();
+    }
+  });
+
+  void test('pg_logical_emit_message under wal_level = logical: a read_only profile whose login may call it is refused', async () => {
+    // a message written with transactional = false reaches logical decoding whatever the
+    // transaction does, and a READ ONLY transaction allows it
+    const logical = await startPostgres({ tables: false, conf: ['wal_level = logical'] });
+    const local = await psqlEnv({
+      pg: logical,
+      profiles: {
+        rd: { type: 'postgres', url: logical.url('reader') },
+        rd_ok: { type: 'postgres', url: logical.url('reader'), allow_superuser: true },
+      },
+    });
+    try {
+      logical.psql(`SELECT 1 FROM pg_create_logical_replication_slot('probe', 'test_decoding')`, 'app');
+      // (decoding reads the WAL up to its flushed end; the CHECKPOINT flushes what the call wrote)
+      const messages = (): string =>
+        logical.psql(
+          `CHECKPOINT; SELECT count(*) FROM pg_logical_slot_get_changes('probe', NULL, NULL) WHERE data LIKE 'message:%infra-probe%'`,
+          'app',
+        );
+      const attack = "SELECT pg_logical_emit_message(false, 'infra-probe', 'written by a read')";
+      assert.ok((await local.call({ action: 'query', profile: 'rd_ok', sql: attack })).ok, 'the opted-out profile runs it');
+      assert.equal(messages(), '1', 'and the message outlived the ROLLBACK');
+      const e = await local.fail({ action: 'query', profile: 'rd', sql: attack });
+      assert.equal(e.code, 'DENIED');
+      assert.match(e.message, /pg_logical_emit_message/);
+      assert.match(e.hint ?? '', /REVOKE EXECUTE ON FUNCTION pg_logical_emit_message/);
+      assert.equal(messages(), '0', 'no message from the refused call');
+    } finally {
+      await local.close();
+      logical.stop();
     }
   });
 
