@@ -12,7 +12,7 @@
  *      raw ext  – the same statement through the extended protocol (pg uses the simple
  *                 protocol for a query without params; infra must use the extended one, so
  *                 that Postgres refuses stacked statements)
- *      batch    – infra's read batch (BEGIN READ ONLY, timeout, statement, Flush, ROLLBACK,
+ *      batch    – infra's read batch (BEGIN READ ONLY, SAVEPOINT, statement, Flush, ROLLBACK,
  *                 unlock) on a raw pg connection, without infra
  *      no poll  – infra with INFRA_BUSY_POLL_US=0: its event loop sleeps while it waits, as the
  *                 bare SDK server's does (src/server/busy-poll.ts)
@@ -33,7 +33,8 @@ import pg from 'pg';
 import { startPostgres } from '../test/fixtures/postgres.js';
 import { cpuTimeMs } from '../test/helpers/proc.js';
 import { makeProject } from '../test/helpers/project.js';
-import { StatementBatch, type BatchStep } from '../src/adapters/pg-batch.js';
+import { StatementBatch } from '../src/adapters/pg-batch.js';
+import { readOnlyBatch } from '../src/toolsets/psql/common.js';
 import { bundleServer, connectStdio, settleInfra, timeCalls } from './lib.js';
 
 const N = Number(process.argv[2] ?? 2000);
@@ -44,6 +45,8 @@ const EXPORT_ROWS = 1_000_000;
 const ROUNDS = Number(process.env.BENCH_EXPORT_ROUNDS ?? 5);
 /** Quiet time after each latency block and its settle (see blocks). */
 const QUIET_MS = 200;
+/** The statement_timeout of infra's profile, the session timeout of its connections. */
+const BATCH_TIMEOUT_MS = 30000;
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 
 interface Stats {
@@ -120,6 +123,7 @@ async function main(): Promise<void> {
     // the real server: bundle src/cli.ts and its record worker like tools/build.mjs (not into the shared dist/)
     const cli = await bundleServer('infra-bench');
     const pool = new pg.Pool({ connectionString: cluster.url('reader'), max: 4 });
+    const batchPool = new pg.Pool({ connectionString: cluster.url('reader'), max: 4, statement_timeout: BATCH_TIMEOUT_MS });
     const bare = await connectStdio(process.execPath, [join(root, 'bench', 'bare-server.mjs')], {});
     const infraEnv = { MCP_PROFILES_DIR: project.infraDir, BENCH_DB_URL: cluster.url('reader'), INFRA_LOG_LEVEL: 'warn' };
     const infra = await connectStdio(process.execPath, [cli], infraEnv);
@@ -147,15 +151,10 @@ async function main(): Promise<void> {
     const lookup = (oid: number): ((t: string) => unknown) => pg.types.getTypeParser(oid, 'text') as (t: string) => unknown;
     /** infra's read batch (src/toolsets/psql/common.ts runReadOnly) on a raw pooled connection. */
     const readBatch = async (sql: string, values: unknown[]): Promise<void> => {
-      const steps: BatchStep[] = [
-        { text: 'BEGIN READ ONLY' },
-        { text: "SELECT set_config('statement_timeout', $1, true)", values: ['30000'] },
-        { text: sql, values, rows: { keep: 1001, fetch: 1001 } },
-        { text: 'ROLLBACK' },
-        { text: 'SELECT pg_advisory_unlock_all()' },
-      ];
-      const client = await pool.connect();
-      const batch = new StatementBatch(steps, lookup, { settleAfter: 3 });
+      // as a call that allows the profile's whole statement_timeout: the session's, from connect
+      const { steps, head } = readOnlyBatch(BATCH_TIMEOUT_MS, BATCH_TIMEOUT_MS, [{ text: sql, values, rows: { keep: 1001, fetch: 1001 } }]);
+      const client = await batchPool.connect();
+      const batch = new StatementBatch(steps, lookup, { settleAfter: head + 1 });
       client.query(batch as never);
       try {
         await batch.promise;
@@ -234,6 +233,7 @@ async function main(): Promise<void> {
     project2.cleanup();
     await bare.client.close();
     await pool.end();
+    await batchPool.end();
 
     out('');
     out(`2. export of ${EXPORT_ROWS.toLocaleString('en')} rows to CSV`);

@@ -195,6 +195,9 @@ export async function buildTarget(
   }
   config.application_name = 'infra';
   config.keepAlive = true;
+  // the session's timeout, from connect (a startup parameter): a read whose call allows the
+  // profile's full timeout sends no statement for it (runReadOnly, PgSession.sessionTimeoutMs)
+  config.statement_timeout = profile.statement_timeout_ms;
   const host = config.host ?? 'localhost';
   const whereStr = `${host}:${config.port ?? 5432}/${config.database ?? config.user ?? ''}`;
   const key = JSON.stringify([
@@ -206,6 +209,7 @@ export async function buildTarget(
     sslmode,
     ca ?? existingCa ?? null,
     profile.pool_max,
+    profile.statement_timeout_ms,
   ]);
   return { name, profile, config, where: whereStr, key };
 }
@@ -517,6 +521,12 @@ interface ClientInternals {
   getTransactionStatus?: () => string | null;
 }
 
+/**
+ * Connections that ran an execute. A write commits, so a `SET statement_timeout` in it outlives
+ * the call; such a connection's session timeout is no longer the one it was opened with.
+ */
+const writtenClients = new WeakSet<object>();
+
 /** One checked-out connection. */
 export class PgSession {
   broken = false;
@@ -548,6 +558,21 @@ export class PgSession {
 
   get target(): PgTarget {
     return this.entry.target;
+  }
+
+  /**
+   * The statement_timeout the session is known to run with: the one sent at connect. A read
+   * cannot change it for later calls (it ends in ROLLBACK, which undoes a SET or set_config of
+   * the session too); an execute can, and after one the connection gives undefined for good.
+   */
+  get sessionTimeoutMs(): number | undefined {
+    const t = this.entry.target.config.statement_timeout;
+    return writtenClients.has(this.client) || typeof t !== 'number' ? undefined : t;
+  }
+
+  /** Before an execute: the session's settings may change and stay (see sessionTimeoutMs). */
+  markWritten(): void {
+    writtenClients.add(this.client);
   }
 
   /** 'I' idle, 'T' in a transaction, 'E' in a failed transaction (from the last ReadyForQuery). */

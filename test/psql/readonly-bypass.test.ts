@@ -15,7 +15,12 @@ let env: PsqlEnv;
 
 void before(async () => {
   // one: a single pooled connection, so consecutive calls share a session
-  env = await psqlEnv({ profiles: { one: { type: 'postgres', url: '${env:RO_URL}', statement_timeout_ms: 300, pool_max: 1 } } });
+  env = await psqlEnv({
+    profiles: {
+      one: { type: 'postgres', url: '${env:RO_URL}', statement_timeout_ms: 300, pool_max: 1 },
+      rwone: { type: 'postgres', url: '${env:RW_URL}', mode: 'read_write', statement_timeout_ms: 300, pool_max: 1 },
+    },
+  });
 });
 void after(async () => {
   await env?.close();
@@ -53,7 +58,7 @@ void describe('read-only bypass attacks (reader login, read_only profile)', () =
 
   void test('SET TRANSACTION READ WRITE (alone and stacked before a write)', async () => {
     const alone = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE' });
-    assert.match(alone.message, /read-write mode must be set before any query/);
+    assert.match(alone.message, /cannot set transaction read-write mode inside a read-only transaction/);
     const stacked = await env.fail({ action: 'query', profile: 'ro', sql: 'SET TRANSACTION READ WRITE; DELETE FROM victims' });
     assert.equal(stacked.code, 'INVALID_ARGUMENT');
     const session = await env.call({ action: 'query', profile: 'ro', sql: 'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE' });
@@ -178,6 +183,43 @@ void describe('read-only bypass attacks (reader login, read_only profile)', () =
     assert.equal(backendsRunning(env.pg, 'marker-timeout-2'), 0);
   });
 
+  void test("a read that lifts the session statement_timeout (SET, set_config, RESET) does not lift the next call's", async () => {
+    // the profile's timeout is the session's, sent at connect; only ROLLBACK stands between a
+    // read's session-level SET and the next call on the same connection
+    for (const sql of [
+      'SET statement_timeout = 0',
+      'SET SESSION statement_timeout = 0',
+      "SELECT set_config('statement_timeout', '0', false)",
+      'RESET statement_timeout',
+      'RESET ALL',
+      "DO $$BEGIN PERFORM set_config('statement_timeout', '0', false); END$$",
+    ]) {
+      await env.ok({ action: 'query', profile: 'one', sql });
+      const started = Date.now();
+      const e = await env.fail({ action: 'query', profile: 'one', sql: "SELECT pg_sleep(30), 'marker-session-timeout'", timeout_ms: 5000 });
+      assert.equal(e.code, 'TIMEOUT', sql);
+      assert.match(e.hint ?? '', /statement_timeout_ms/, `${sql}: cancelled by the server at the profile timeout`);
+      assert.ok(Date.now() - started < 2500, `${sql}: within the 300 ms profile timeout (took ${Date.now() - started} ms)`);
+    }
+    assert.equal(backendsRunning(env.pg, 'marker-session-timeout'), 0);
+  });
+
+  void test("an execute that lifts the session statement_timeout does not lift a later read's on that connection", async () => {
+    const pid = async (): Promise<number> =>
+      (await env.ok<{ rows: { pid: number }[] }>({ action: 'query', profile: 'rwone', sql: 'SELECT pg_backend_pid() AS pid' })).rows[0]!
+        .pid;
+    const before = await pid();
+    // committed, so it stays with the session (infra's own RESET after a transaction: false
+    // execute would undo it, so that one comes first)
+    await env.ok({ action: 'execute', profile: 'rwone', sql: "SELECT set_config('statement_timeout', '0', false)", transaction: false });
+    await env.ok({ action: 'execute', profile: 'rwone', sql: 'SET statement_timeout = 0' });
+    assert.equal(await pid(), before, 'the same session');
+    const e = await env.fail({ action: 'query', profile: 'rwone', sql: "SELECT pg_sleep(30), 'marker-exec-timeout'", timeout_ms: 5000 });
+    assert.equal(e.code, 'TIMEOUT');
+    assert.match(e.hint ?? '', /statement_timeout_ms/, 'cancelled by the server at the profile timeout, not by the call deadline');
+    assert.equal(backendsRunning(env.pg, 'marker-exec-timeout'), 0);
+  });
+
   void test('a session advisory lock taken by a read query does not outlive the call', async () => {
     // the unlock goes out with the statement and runs right after it (the reply does not wait
     // for it): the lock is gone a moment after the reply, on a connection that stays open
@@ -244,7 +286,7 @@ void describe('read-only bypass attacks (reader login, read_only profile)', () =
     assert.equal(del.code, 'DENIED');
     assert.match(del.message, /read-only transaction/, 'refused by the READ ONLY transaction (before the missing privilege)');
     const rw = await env.fail({ action: 'query', profile: 'one', sql: 'SET TRANSACTION READ WRITE' });
-    assert.match(rw.message, /read-write mode must be set before any query/);
+    assert.match(rw.message, /cannot set transaction read-write mode inside a read-only transaction/);
     const slow = await env.fail({ action: 'query', profile: 'one', sql: "SELECT pg_sleep(30), 'marker-swap'", timeout_ms: 3000 });
     assert.equal(slow.code, 'TIMEOUT');
     assert.match(slow.hint ?? '', /statement_timeout_ms/, 'cancelled by the server at the profile timeout, not by the call deadline');

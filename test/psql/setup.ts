@@ -49,7 +49,14 @@ export async function psqlEnv(
   });
   const rt = await createRuntime({
     projectDir: project.infraDir,
-    env: { ...process.env, RO_URL: pg.url('reader'), SU_URL: pg.url('postgres'), RW_PASSWORD: pg.passwords.writer, ...(opts.env ?? {}) },
+    env: {
+      ...process.env,
+      RO_URL: pg.url('reader'),
+      SU_URL: pg.url('postgres'),
+      RW_PASSWORD: pg.passwords.writer,
+      RW_URL: pg.url('writer'),
+      ...(opts.env ?? {}),
+    },
     tools: NATIVE_TOOLS,
   });
   const call = (args: Record<string, unknown>, o?: CallOptions): Promise<Envelope> => rt.call('psql', args, o);

@@ -168,32 +168,51 @@ export function statementTimeout(ctx: ActionContext, profile: PostgresProfile): 
 }
 
 /**
- * BEGIN READ ONLY; statement_timeout; <inner steps>; ROLLBACK; release session advisory locks
- * — one round trip to the results. When a step fails the server skips the rest, and the
- * transaction is rolled back here. The timeout is set by a query, so by the time the user's
- * statement runs the transaction has run a query, and `SET TRANSACTION READ WRITE` is refused
- * by Postgres. The results come back as soon as the inner steps are done (a Flush after them);
- * ROLLBACK and the unlock run on the server meanwhile, and the connection goes back to the pool
- * at once: pg sends its next batch only after them (PgSession.release). Nothing of the call is
- * visible outside the transaction either way: it was read-only, and a session lock the
- * statement took is held a round trip longer at most.
+ * BEGIN READ ONLY; [statement_timeout]; SAVEPOINT; <inner steps>; ROLLBACK; release session
+ * advisory locks — one round trip to the results. When a step fails the server skips the rest,
+ * and the transaction is rolled back here.
+ *
+ * The steps before the user's statement are utility statements, which Postgres neither plans
+ * nor takes a snapshot for. The timeout is the session's (sent at connect, undone by every
+ * read's ROLLBACK) unless this call needs another one (a shorter deadline, or a connection an
+ * execute ran on): then a SET LOCAL. The SAVEPOINT makes the user's statement run in a
+ * subtransaction, where Postgres refuses `SET TRANSACTION READ WRITE` (and every other way back
+ * to read-write) whatever ran before it.
+ *
+ * The results come back as soon as the inner steps are done (a Flush after them); ROLLBACK and
+ * the unlock run on the server meanwhile, and the connection goes back to the pool at once: pg
+ * sends its next batch only after them (PgSession.release). Nothing of the call is visible
+ * outside the transaction either way: it was read-only, and a session lock the statement took
+ * is held a round trip longer at most.
  */
 export async function runReadOnly(s: PgSession, ctx: ActionContext, timeoutMs: number, inner: BatchStep[]): Promise<StepResult[]> {
+  const { steps, head } = readOnlyBatch(timeoutMs, s.sessionTimeoutMs, inner);
+  try {
+    const results = await s.run(steps, ctx.cancel, ctx.action, { settleAfter: head + inner.length });
+    return results.slice(head, head + inner.length);
+  } catch (e) {
+    await cleanup(s);
+    throw e;
+  }
+}
+
+/** runReadOnly's steps; `head` counts the steps before `inner`. */
+export function readOnlyBatch(
+  timeoutMs: number,
+  sessionTimeoutMs: number | undefined,
+  inner: BatchStep[],
+): { steps: BatchStep[]; head: number } {
+  const head: BatchStep[] = [{ text: 'BEGIN READ ONLY' }];
+  if (timeoutMs !== sessionTimeoutMs) head.push({ text: `SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}` });
+  head.push({ text: 'SAVEPOINT infra_read' });
   const steps: BatchStep[] = [
-    { text: 'BEGIN READ ONLY' },
-    { text: "SELECT set_config('statement_timeout', $1, true)", values: [String(timeoutMs)] },
+    ...head,
     ...inner,
     { text: 'ROLLBACK' },
     // session-level advisory locks survive ROLLBACK; a pooled connection must not keep one
     { text: 'SELECT pg_advisory_unlock_all()' },
   ];
-  try {
-    const results = await s.run(steps, ctx.cancel, ctx.action, { settleAfter: 2 + inner.length });
-    return results.slice(2, 2 + inner.length);
-  } catch (e) {
-    await cleanup(s);
-    throw e;
-  }
+  return { steps, head: head.length };
 }
 
 /** After a failed batch: end the transaction; a connection that cannot is destroyed. */

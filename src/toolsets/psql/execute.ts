@@ -62,6 +62,7 @@ export const executeAction = defineAction({
       const user: BatchStep = { text: a.sql, values: a.params, rows: { keep, fetch: 0 } };
       const timeout = String(statementTimeout(ctx, picked.profile));
       let r: StepResult;
+      s.markWritten();
       try {
         if (a.transaction) {
           const results = await s.run(
