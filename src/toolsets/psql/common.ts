@@ -176,8 +176,9 @@ export function statementTimeout(ctx: ActionContext, profile: PostgresProfile): 
  * nor takes a snapshot for. The timeout is the session's (sent at connect, undone by every
  * read's ROLLBACK) unless this call needs another one (a shorter deadline, or a connection an
  * execute ran on): then a SET LOCAL. The SAVEPOINT makes the user's statement run in a
- * subtransaction, where Postgres refuses `SET TRANSACTION READ WRITE` (and every other way back
- * to read-write) whatever ran before it.
+ * subtransaction, where Postgres refuses `SET TRANSACTION READ WRITE`, `SET transaction_read_only`
+ * and set_config of it whatever ran before (not `RESET transaction_read_only` before PostgreSQL
+ * 16: the login check covers that, PgSession.checkPrivileges).
  *
  * The results come back as soon as the inner steps are done (a Flush after them); ROLLBACK and
  * the unlock run on the server meanwhile, and the connection goes back to the pool at once: pg
