@@ -16,7 +16,9 @@
  *                 unlock) on a raw pg connection, without infra
  *      no poll  – infra with INFRA_BUSY_POLL_US=0: its event loop sleeps while it waits, as the
  *                 bare SDK server's does (src/server/busy-poll.ts)
- *    and the CPU time each stdio server used per call (user + system, all its threads).
+ *    and the CPU time each stdio server used per call (user + system, all its threads), and the
+ *    select 1 / pk ratio of each round alone (one block of every subject), to show how much the
+ *    verdict depends on when the blocks ran.
  * 2. export of 1,000,000 rows to CSV through infra (the real server: a bundled dist-style
  *    cli.js spawned over stdio, export to file_path) vs `psql -c "\copy … to …"`;
  *    target ≤ 1.3×, and the server's peak RSS (VmHWM) < 200 MB.
@@ -223,6 +225,14 @@ async function main(): Promise<void> {
         `  server CPU per call during its blocks (all threads; the call.json layout at idle not included): bare SDK ${perCall(1)}, infra ${perCall(2)}, infra with busy polling off ${perCall(5)}`,
       );
       const floor = raw.p50 + sdk.p50;
+      // the same ratio per round (each round: one block of each subject, minutes apart from the
+      // others): how far the verdict depends on when the blocks ran
+      const rounds = Math.round(rawT!.length / Math.max(1, Math.round(N / 4)));
+      const perRound = Array.from({ length: rounds }, (_, r) => {
+        const part = (t: number[]): number => median(t.slice((r * t.length) / rounds, ((r + 1) * t.length) / rounds));
+        return part(infraT!) / (part(rawT!) + part(sdkT!));
+      });
+      out(`  infra / (raw + sdk) by round: ${perRound.map((x) => `${x.toFixed(2)}×`).join(', ')}`);
       verdicts.push(
         `${c.name}: infra p50 ${viaMcp.p50.toFixed(3)} ms vs raw+sdk ${floor.toFixed(3)} ms = ${(viaMcp.p50 / floor).toFixed(2)}× (target ≤ 1.5×) → ${viaMcp.p50 <= 1.5 * floor ? 'WITHIN' : 'OVER'}` +
           `  [for reading: vs extended-protocol raw+sdk ${(viaMcp.p50 / (ext.p50 + sdk.p50)).toFixed(2)}×; infra above its own read batch+sdk ${((viaMcp.p50 - rb.p50 - sdk.p50) * 1000).toFixed(0)} µs; with busy polling off ${(np.p50 / floor).toFixed(2)}×]`,
