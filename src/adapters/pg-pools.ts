@@ -217,6 +217,8 @@ export async function buildTarget(
 const CANCEL_GRACE_MS = 1500;
 /** A connection a call gave back waits this long for the next call before pg-pool gets it back. */
 const READY_MS = 1000;
+/** How long a passed read-only login check stands (PgPools.privilegeRecheckMs). */
+const PRIVILEGE_RECHECK_MS = 60_000;
 
 interface ReadyClient {
   client: PoolClient;
@@ -231,6 +233,12 @@ interface PoolEntry {
   privileges?: Promise<PrivilegeReport>;
   /** The privilege check's outcome once known (so a call need not wait a turn for it). */
   privilegeReport?: PrivilegeReport;
+  /**
+   * performance.now() until which that outcome stands: a passed check for
+   * PgPools.privilegeRecheckMs, a refusal not at all (the next call checks again, so a login a
+   * human fixed in place is taken at once).
+   */
+  privilegesOkUntil?: number;
   typeNames: Map<number, string>;
   /**
    * Connections given back by calls, most recent last, still checked out of pg-pool: the next
@@ -249,6 +257,12 @@ export class PgPools implements Closeable {
   private parserLookup: ParserLookup | undefined;
   private closed = false;
   private sweeper: NodeJS.Timeout | undefined;
+
+  /**
+   * How long a passed login check stands. Privileges change under a running server (a GRANT, a
+   * new table, a role made superuser); after this long the next read checks again.
+   */
+  privilegeRecheckMs = PRIVILEGE_RECHECK_MS;
 
   constructor(private readonly log: Logger) {}
 
@@ -332,7 +346,7 @@ export class PgPools implements Closeable {
   readySession(target: PgTarget, opts: { checkPrivileges: boolean }): PgSession | undefined {
     const entry = this.entries.get(target.name);
     if (!entry || entry.key !== target.key || this.closed) return undefined;
-    if (opts.checkPrivileges && (!entry.privilegeReport || riskyPrivileges(entry.privilegeReport).length > 0)) return undefined;
+    if (opts.checkPrivileges && !(performance.now() < (entry.privilegesOkUntil ?? 0))) return undefined;
     const client = this.takeReady(entry);
     if (!client) return undefined;
     const session = this.sessionOf(entry, client);
@@ -354,7 +368,7 @@ export class PgPools implements Closeable {
 
   /**
    * Checks out a connection (a fresh one replaces a lost one). The wait honours `cancel`.
-   * `checkPrivileges` runs the read-only login check once per pool.
+   * `checkPrivileges` runs the read-only login check (again after privilegeRecheckMs, and after a refusal).
    */
   async session(target: PgTarget, cancel: CallCancel, opts: { checkPrivileges: boolean; action: string }): Promise<PgSession> {
     if (this.closed) throw new ToolError('INTERNAL', 'the postgres pools are closed');
@@ -376,7 +390,15 @@ export class PgPools implements Closeable {
         return this.session(target, cancel, opts);
       }
       if (opts.checkPrivileges) {
-        entry.privileges ??= session.checkPrivileges(cancel);
+        // a refusal, or a pass older than privilegeRecheckMs, is checked again
+        if (entry.privilegeReport && !(performance.now() < (entry.privilegesOkUntil ?? 0))) {
+          entry.privilegeReport = undefined;
+          entry.privileges = undefined;
+        }
+        entry.privileges ??= session.checkPrivileges(cancel).then((r) => {
+          entry.privilegesOkUntil = riskyPrivileges(r).length === 0 ? performance.now() + this.privilegeRecheckMs : 0;
+          return r;
+        });
         let report: PrivilegeReport;
         try {
           report = entry.privilegeReport ?? (await entry.privileges);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pools } from '../../src/toolsets/psql/common.js';
 import { startPostgres } from '../fixtures/postgres.js';
 import { backendsRunning, eventually, psqlEnv, type PsqlEnv } from './setup.js';
 
@@ -406,6 +407,49 @@ void describe('login check of read_only profiles', () => {
       assert.match(e.message, /pg_signal_backend/);
       const ok = await local.ok<{ rows: unknown[] }>({ action: 'query', profile: 'sig_ok', sql: 'select 1 as one' });
       assert.deepEqual(ok.rows, [{ one: 1 }]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  void test('a login a human fixes in place after a refusal is taken at the next call, without a restart', async () => {
+    env.pg.psql(`CREATE ROLE fixme LOGIN PASSWORD 'fix-pass'; GRANT pg_read_all_data, pg_signal_backend TO fixme`, 'postgres');
+    const local = await psqlEnv({
+      pg: env.pg,
+      profiles: { fix: { type: 'postgres', url: `postgres://fixme:fix-pass@127.0.0.1:${env.pg.port}/app` } },
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const e = await local.fail({ action: 'query', profile: 'fix', sql: 'select 1' });
+        assert.equal(e.code, 'DENIED');
+        assert.match(e.message, /pg_signal_backend/);
+      }
+      // what the refusal's hint asks for, done on the server while infra runs
+      env.pg.psql(`REVOKE pg_signal_backend FROM fixme`, 'postgres');
+      const ok = await local.ok<{ rows: unknown[] }>({ action: 'query', profile: 'fix', sql: 'select 1 as one' });
+      assert.deepEqual(ok.rows, [{ one: 1 }]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  void test('a login that gains a risky privilege while infra runs is refused once its passed check is older than privilegeRecheckMs', async () => {
+    env.pg.psql(`CREATE ROLE laterrisk LOGIN PASSWORD 'later-pass'; GRANT pg_read_all_data TO laterrisk`, 'postgres');
+    const local = await psqlEnv({
+      pg: env.pg,
+      profiles: { later: { type: 'postgres', url: `postgres://laterrisk:later-pass@127.0.0.1:${env.pg.port}/app` } },
+    });
+    try {
+      const shared = pools(local.rt.services);
+      assert.equal(shared.privilegeRecheckMs, 60_000, 'a passed check stands for a minute by default');
+      shared.privilegeRecheckMs = 300;
+      const ok = await local.ok<{ rows: unknown[] }>({ action: 'query', profile: 'later', sql: 'select 1 as one' });
+      assert.deepEqual(ok.rows, [{ one: 1 }]);
+      env.pg.psql(`GRANT pg_signal_backend TO laterrisk`, 'postgres');
+      await new Promise((r) => setTimeout(r, 400));
+      const e = await local.fail({ action: 'query', profile: 'later', sql: 'select 1' });
+      assert.equal(e.code, 'DENIED');
+      assert.match(e.message, /pg_signal_backend/);
     } finally {
       await local.close();
     }
