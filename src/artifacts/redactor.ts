@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { RESULT_MAX_DEPTH, TooDeepError } from '../core/depth.js';
 
 /** Well-known token shapes, replaced wherever output is shown or stored (DESIGN §5). */
 const TOKEN_SHAPES: { name: string; re: string; keepGroup1?: boolean }[] = [
@@ -102,16 +103,23 @@ export class Redactor {
     return text.replace(re, replacer);
   }
 
-  /** Redacts every string inside a JSON-like value (returns a copy). */
+  /**
+   * Redacts every string inside a JSON-like value (returns a copy). A value nested more than
+   * RESULT_MAX_DEPTH levels deep throws TooDeepError: a little deeper, this recursion (and
+   * JSON.stringify after it) would run out of stack.
+   */
   redactValue<T>(value: T): T {
-    if (typeof value === 'string') return this.redact(value) as T;
-    if (Array.isArray(value)) return value.map((v) => this.redactValue(v)) as T;
-    if (value && typeof value === 'object' && !(value instanceof Buffer)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = this.redactValue(v);
-      return out as T;
-    }
-    return value;
+    return this.walk(value, 0) as T;
+  }
+
+  private walk(value: unknown, depth: number): unknown {
+    if (typeof value === 'string') return this.redact(value);
+    if (value === null || typeof value !== 'object' || value instanceof Buffer) return value;
+    if (depth >= RESULT_MAX_DEPTH) throw new TooDeepError(RESULT_MAX_DEPTH);
+    if (Array.isArray(value)) return value.map((v) => this.walk(v, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = this.walk(v, depth + 1);
+    return out;
   }
 
   /** Redacts bytes (binary-safe: matching happens on the latin1 view, one char per byte). */

@@ -15,6 +15,7 @@ import {
   type ToolDef,
   type UpstreamToolSpec,
 } from '../core/define-action.js';
+import { clipDepth, depthOf, isStackOverflow, MAX_DEPTH, TooDeepError } from '../core/depth.js';
 import type { Envelope, ErrorEnvelope, OkEnvelope, TruncationInfo } from '../core/envelope.js';
 import { isToolError, ToolError, type ErrorCode } from '../core/errors.js';
 import { newCallId, newJobId } from '../core/ids.js';
@@ -134,6 +135,22 @@ export class Pipeline {
     let auditTarget: string | undefined;
     const refuse = (status: AuditStatus, err: ToolError, tool = toolName, action = actionName): Promise<Envelope> =>
       this.recordRefusal(callId, startedAt, tool, action, rawArgs, status, err, opts, auditTarget);
+
+    // 0. arguments the recursive steps below (schema, redaction, the record) can handle
+    if (depthOf(rawArgs) > MAX_DEPTH) {
+      return this.recordRefusal(
+        callId,
+        startedAt,
+        reg ? toolName : String(name).slice(0, 100),
+        actionName,
+        clipDepth(rawArgs),
+        'invalid',
+        new ToolError('INVALID_ARGUMENT', `the arguments of ${String(name).slice(0, 100)} nest more than ${MAX_DEPTH} levels deep`, {
+          hint: `flatten the value, or pass it as text (a JSON string) where the action takes text`,
+        }),
+        opts,
+      );
+    }
 
     // 1. resolve the tool and action
     if (!reg) {
@@ -747,6 +764,14 @@ export function asToolError(e: unknown, services?: Services): ToolError {
     return new ToolError('LIMIT_EXCEEDED', `out of space writing the artifact: ${err.message}`, {
       hint: 'free space in the artifacts directory (infra artifacts prune) and retry',
       retryable: true,
+    });
+  }
+  if (e instanceof TooDeepError || isStackOverflow(e)) {
+    const how =
+      e instanceof TooDeepError ? `more than ${e.limit} levels deep` : 'too deeply to be handled (about a thousand levels or more)';
+    return new ToolError('LIMIT_EXCEEDED', `a value in this call's result nests ${how}`, {
+      hint: 'ask for a shallower result (select the parts you need); a body or file the call wrote is in its artifact as text',
+      retryable: false,
     });
   }
   const message = String(err?.message ?? e);

@@ -62,6 +62,42 @@ describe('pipeline', () => {
     assert.equal(v.ok, true);
   });
 
+  it('refuses arguments nested deeper than 100 levels with INVALID_ARGUMENT, audited with the arguments cut at that depth', async () => {
+    const nest = (d: number): unknown => {
+      let v: unknown = 'leaf';
+      for (let i = 0; i < d; i++) v = [v];
+      return v;
+    };
+    // 5,000 levels ran the recursive steps (schema, redaction, the record) out of stack
+    for (const depth of [101, 5000, 200_000]) {
+      const deep = (await rt.call('state', { action: 'set', key: 'deep', value: nest(depth) })) as unknown as Env;
+      assert.equal(deep.ok, false, `depth ${depth}`);
+      assert.equal(deep.error?.code, 'INVALID_ARGUMENT');
+      assert.match(deep.error!.message, /nest more than 100 levels/);
+      await rt.services.audit.settle();
+      const row = rt.services.audit.get(deep.call_id);
+      assert.equal(row?.status, 'invalid');
+      assert.ok(row?.hash, 'the refusal is in the chain');
+      const doc = JSON.parse(readFileSync(join(p.infraDir, 'artifacts', 'calls', deep.call_id, 'call.json'), 'utf8')) as {
+        args: { key: string; value: unknown };
+      };
+      assert.equal(doc.args.key, 'deep');
+      let v: unknown = doc.args.value;
+      let levels = 0;
+      while (Array.isArray(v)) {
+        v = v[0];
+        levels++;
+      }
+      assert.match(String(v), /nested deeper than 100 levels; not recorded/);
+      assert.ok(levels < 100, `recorded ${levels} levels`);
+    }
+    const missing = (await rt.call('state', { action: 'get', key: 'deep' })) as unknown as Env;
+    assert.equal(missing.error?.code, 'NOT_FOUND', 'nothing was stored');
+    // 100 levels (the value's own 99 inside the arguments object) still go through
+    const ok = (await rt.call('state', { action: 'set', key: 'deep', value: nest(99) })) as unknown as Env;
+    assert.equal(ok.ok, true);
+  });
+
   it('resolves the seed aliases (mcp_state)', async () => {
     const r = (await rt.call('mcp_state', { action: 'set', key: 'hello', value: 'world' })) as unknown as Env;
     assert.equal(r.ok, true);

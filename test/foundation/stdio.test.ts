@@ -113,6 +113,8 @@ describe('bounded memory', () => {
 /** Starts dist/cli.js and speaks JSON-RPC lines to it by hand (ids and bytes as sent). */
 async function rawSession(env: Record<string, string>): Promise<{
   request(id: string | number, method: string, params?: unknown): Promise<Record<string, unknown>>;
+  /** A request written as given (a line JSON.stringify could not make); `id` is its id. */
+  requestLine(id: string | number, line: string): Promise<Record<string, unknown>>;
   notify(method: string, params?: unknown): void;
   /** Every line the server wrote so far, parsed. */
   lines: Record<string, unknown>[];
@@ -143,6 +145,11 @@ async function rawSession(env: Record<string, string>): Promise<{
       new Promise<Record<string, unknown>>((resolve) => {
         waiting.set(JSON.stringify(id), resolve);
         send({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
+      }),
+    requestLine: (id: string | number, line: string) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        waiting.set(JSON.stringify(id), resolve);
+        child.stdin.write(line + '\n');
       }),
     notify: (method: string, params?: unknown) => send({ jsonrpc: '2.0', method, ...(params === undefined ? {} : { params }) }),
     lines,
@@ -200,6 +207,35 @@ describe('tools/call answered without the SDK dispatch (the direct path)', () =>
       const malformed = await s.request(9, 'tools/call', { name: 42 });
       assert.equal(malformed.result, undefined);
       assert.match((malformed.error as { message: string }).message, /name/);
+    } finally {
+      await s.close();
+      p.cleanup();
+    }
+  });
+
+  it('a call whose arguments nest 50,000 levels deep gets an INVALID_ARGUMENT result and an audit row, and the server keeps serving', async () => {
+    const p = makeProject();
+    const s = await rawSession({ MCP_PROFILES_DIR: p.infraDir });
+    try {
+      // JSON.parse reads any depth; the steps after it used to run out of stack (a JSON-RPC
+      // error, no audit row). Built as text: JSON.stringify cannot write it either.
+      const value = '{"v":'.repeat(50_000) + '1' + '}'.repeat(50_000);
+      const line = `{"jsonrpc":"2.0","id":"deep","method":"tools/call","params":{"name":"state","arguments":{"action":"set","key":"deep","value":${value}}}}`;
+      const m = await s.requestLine('deep', line);
+      const r = m.result as { isError?: boolean; structuredContent: { call_id: string; error: { code: string; message: string } } };
+      assert.equal(r.isError, true, JSON.stringify(m).slice(0, 300));
+      assert.equal(r.structuredContent.error.code, 'INVALID_ARGUMENT');
+      assert.match(r.structuredContent.error.message, /nest more than 100 levels/);
+      const row = await s.request('row', 'tools/call', { name: 'audit', arguments: { action: 'get', id: r.structuredContent.call_id } });
+      assert.equal(
+        (row.result as { structuredContent: { result: { row: { status: string } } } }).structuredContent.result.row.status,
+        'invalid',
+      );
+      const after = await s.request('after', 'tools/call', {
+        name: 'state',
+        arguments: { action: 'set', key: 'shallow', value: { v: 1 } },
+      });
+      assert.equal((after.result as { isError?: boolean }).isError, undefined);
     } finally {
       await s.close();
       p.cleanup();

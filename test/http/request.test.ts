@@ -52,6 +52,18 @@ void describe('http request through the pipeline', () => {
     assert.equal(r.result.request.headers['user-agent'], 'infra-mcp');
   });
 
+  void it('a JSON body nested deeper than 100 levels comes back as text (parsing it ran the reply out of stack)', async () => {
+    const shallow = ok(await rig.call({ action: 'request', url: `${srv.url}/deep?depth=99` }));
+    assert.ok(Array.isArray(shallow.result.json), 'parsed when it is not too deep');
+    for (const depth of [101, 5000]) {
+      const r = ok(await rig.call({ action: 'request', url: `${srv.url}/deep?depth=${depth}` }));
+      assert.equal(r.result.status, 200);
+      assert.equal(r.result.json, undefined);
+      assert.equal(r.result.body, '['.repeat(depth) + '"bottom"' + ']'.repeat(depth));
+      assert.equal(r.result.body_bytes, 2 * depth + 8);
+    }
+  });
+
   void it('the request headers are recorded in call.json with credentials masked; request.json on failure', async () => {
     const r = ok(await rig.call({ action: 'request', profile: 'api', path: '/text', headers: { 'X-Api-Key': 'caller-secret-value' } }));
     const call = JSON.parse(readFileSync(join(rig.rt.project.artifactsDir, 'calls', r.call_id, 'call.json'), 'utf8'));

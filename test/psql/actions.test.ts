@@ -68,6 +68,31 @@ void describe('psql query', () => {
     assert.equal(r.truncated, false);
   });
 
+  void test('a JSON value nested more than 500 levels deep is LIMIT_EXCEEDED, audited; 400 levels come back whole', async () => {
+    const sql = "SELECT (repeat('[', $1::int) || '0' || repeat(']', $1::int))::jsonb AS j";
+    const fine = await env.ok<Q>({ action: 'query', profile: 'ro', sql, params: [400] });
+    let v: unknown = fine.rows[0]!.j;
+    let levels = 0;
+    while (Array.isArray(v)) {
+      v = v[0];
+      levels++;
+    }
+    assert.equal(levels, 400);
+    // 5,000 levels used to run the handling of the result out of stack (an INTERNAL error)
+    for (const [depth, said] of [
+      [600, /nests more than 500 levels deep/],
+      [5000, /nests (more than 500 levels|too deeply)/],
+    ] as const) {
+      const call = await env.call({ action: 'query', profile: 'ro', sql, params: [depth] });
+      assert.equal(call.ok, false);
+      const e = (call as { error: { code: string; message: string } }).error;
+      assert.equal(e.code, 'LIMIT_EXCEEDED', `depth ${depth}: ${e.message}`);
+      assert.match(e.message, said);
+      await env.rt.services.audit.settle();
+      assert.equal(env.rt.services.audit.get(call.call_id)?.status, 'error');
+    }
+  });
+
   void test('max_rows bounds the result and sets truncated; the profile max_rows is a ceiling', async () => {
     const r = await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT id FROM items ORDER BY id', max_rows: 10 });
     assert.equal(r.rows.length, 10);

@@ -1,3 +1,4 @@
+import { depthOf, MAX_DEPTH } from '../../core/depth.js';
 import { z } from 'zod';
 import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { ToolError } from '../../core/errors.js';
@@ -135,8 +136,12 @@ export function responseResult(r: ExchangeResult, profile: string | undefined): 
   if (r.bodyLimited) out.body_limited = true;
   if (isJsonType(r.contentType) && !r.body.truncated && !r.bodyLimited && r.body.inline.length) {
     try {
-      out.json = JSON.parse(r.body.inline);
-      delete out.body; // the parsed form says the same, once
+      const parsed: unknown = JSON.parse(r.body.inline);
+      // a document nested deeper than the pipeline handles stays text
+      if (depthOf(parsed) <= MAX_DEPTH) {
+        out.json = parsed;
+        delete out.body; // the parsed form says the same, once
+      }
     } catch {
       /* not JSON after all: keep the text */
     }
