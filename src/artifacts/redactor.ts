@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { RESULT_MAX_DEPTH, TooDeepError } from '../core/depth.js';
+import { RESULT_MAX_DEPTH, setOwn, TooDeepError } from '../core/json-values.js';
 
 /** Well-known token shapes, replaced wherever output is shown or stored (DESIGN §5). */
 const TOKEN_SHAPES: { name: string; re: string; keepGroup1?: boolean }[] = [
@@ -118,7 +118,7 @@ export class Redactor {
     if (depth >= RESULT_MAX_DEPTH) throw new TooDeepError(RESULT_MAX_DEPTH);
     if (Array.isArray(value)) return value.map((v) => this.walk(v, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = this.walk(v, depth + 1);
+    for (const [k, v] of Object.entries(value)) setOwn(out, k, this.walk(v, depth + 1));
     return out;
   }
 

@@ -145,15 +145,22 @@ function schemaHint(path: string): string {
 
 /** One readable line per zod issue: `key.path: message`. */
 export function formatZodIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 8)
-    .map((i) => {
-      const path = i.path.length ? i.path.map(String).join('.') : '(top level)';
-      if (i.code === 'unrecognized_keys')
-        return `${path}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-      return `${path}: ${i.message}`;
-    })
-    .join('; ');
+  // keys come from the input: a message names a few, each cut short, however many were sent
+  const name = (k: PropertyKey): string => {
+    const s = String(k);
+    return s.length > 64 ? `${s.slice(0, 64)}…` : s;
+  };
+  const shown = error.issues.slice(0, 8).map((i) => {
+    const path = i.path.length ? i.path.map(name).join('.') : '(top level)';
+    if (i.code === 'unrecognized_keys') {
+      const keys = i.keys.slice(0, 10).map((k) => JSON.stringify(name(k)));
+      const more = i.keys.length > 10 ? ` and ${i.keys.length - 10} more` : '';
+      return `${path}: unknown key${i.keys.length > 1 ? 's' : ''} ${keys.join(', ')}${more}`;
+    }
+    return `${path}: ${i.message}`;
+  });
+  const rest = error.issues.length > 8 ? `; and ${error.issues.length - 8} more problems` : '';
+  return shown.join('; ') + rest;
 }
 
 export function loadConfig(project: ProjectInfo, env: NodeJS.ProcessEnv = process.env): LoadedConfig {

@@ -15,7 +15,7 @@ import {
   type ToolDef,
   type UpstreamToolSpec,
 } from '../core/define-action.js';
-import { clipDepth, depthOf, isStackOverflow, MAX_DEPTH, TooDeepError } from '../core/depth.js';
+import { clipDepth, depthOf, isStackOverflow, MAX_DEPTH, TooDeepError } from '../core/json-values.js';
 import type { Envelope, ErrorEnvelope, OkEnvelope, TruncationInfo } from '../core/envelope.js';
 import { isToolError, ToolError, type ErrorCode } from '../core/errors.js';
 import { newCallId, newJobId } from '../core/ids.js';

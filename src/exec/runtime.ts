@@ -85,7 +85,7 @@ export interface Runtime {
   readonly services: Services;
   readonly pipeline: Pipeline;
   readonly project: ProjectInfo;
-  call(tool: string, args: Record<string, unknown>, opts?: CallOptions): Promise<Envelope>;
+  call(tool: string, args: unknown, opts?: CallOptions): Promise<Envelope>;
   /**
    * Re-reads the config files (policy.json included); an invalid policy refuses every call.
    * With `keepLastGood` (the config watcher), a file that turned invalid keeps its last good

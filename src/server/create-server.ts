@@ -115,7 +115,7 @@ export function createServer(getRuntime: () => Promise<Runtime>): InfraServer {
   /** One tools/call: the SDK's handler and the direct path both come here. */
   const callTool = async (
     name: string,
-    args: Record<string, unknown>,
+    args: unknown,
     signal: CancelSource,
     progressToken: string | number | undefined,
   ): Promise<Envelope> => {
@@ -152,7 +152,7 @@ export function createServer(getRuntime: () => Promise<Runtime>): InfraServer {
   );
 
   /*
-   * The direct path: a plain tools/call (a name, arguments an object or absent, nothing else:
+   * The direct path: a plain tools/call (a name and arguments, nothing else:
    * no _meta, no task) is answered without the SDK's dispatch, which checks each message
    * against four schemas, parses the request twice and the result once more, and copies it.
    * Anything else takes the SDK's path above.
@@ -161,9 +161,11 @@ export function createServer(getRuntime: () => Promise<Runtime>): InfraServer {
     if (method !== 'tools/call') return undefined;
     const { name, arguments: args } = params;
     if (typeof name !== 'string') return undefined;
-    if (args !== undefined && (!args || typeof args !== 'object' || Array.isArray(args))) return undefined;
     for (const k in params) if (k !== 'name' && k !== 'arguments') return undefined;
-    return callTool(name, (args as Record<string, unknown> | undefined) ?? {}, signal, undefined).then(callResultJson);
+    // arguments that are not an object (an array, null, a string) go to the pipeline too, which
+    // refuses them with INVALID_ARGUMENT and audits the refusal (the SDK's path would answer
+    // with a JSON-RPC error quoting its schema, and record nothing)
+    return callTool(name, args === undefined ? {} : args, signal, undefined).then(callResultJson);
   };
 
   // prompts for common workflows, each built on a runbook (one audited run)

@@ -98,6 +98,31 @@ describe('pipeline', () => {
     assert.equal(ok.ok, true);
   });
 
+  it('keeps a key named __proto__ as data: stored, returned and recorded', async () => {
+    // as JSON.parse makes it from a client's line: an own property, not the prototype
+    const value = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Record<string, unknown>;
+    const set = (await rt.call('state', { action: 'set', key: 'proto', value })) as unknown as Env;
+    assert.equal(set.ok, true);
+    const get = (await rt.call('state', { action: 'get', key: 'proto' })) as unknown as Env;
+    const got = (get.result as { value: Record<string, unknown> }).value;
+    assert.deepEqual(Object.keys(got), ['__proto__', 'a']);
+    assert.equal(JSON.stringify(got), '{"__proto__":{"polluted":true},"a":1}');
+    assert.equal(({} as { polluted?: boolean }).polluted, undefined, 'no prototype was touched');
+    await rt.services.audit.settle({ files: true });
+    const doc = readFileSync(join(p.infraDir, 'artifacts', 'calls', set.call_id, 'call.json'), 'utf8');
+    assert.match(doc, /"__proto__":\{"polluted":true\}/);
+  });
+
+  it('names at most ten unknown keys, each cut short, however many a call sends', async () => {
+    const args: Record<string, unknown> = { action: 'get', key: 'k' };
+    for (let i = 0; i < 100_000; i++) args[`extra${i}`] = 1;
+    args['x'.repeat(1_000_000)] = 1;
+    const r = (await rt.call('state', args)) as unknown as Env;
+    assert.equal(r.error?.code, 'INVALID_ARGUMENT');
+    assert.match(r.error!.message, /unknown keys "extra0", .*"extra9" and 99991 more/);
+    assert.ok(r.error!.message.length < 1000, `message of ${r.error!.message.length} characters`);
+  });
+
   it('resolves the seed aliases (mcp_state)', async () => {
     const r = (await rt.call('mcp_state', { action: 'set', key: 'hello', value: 'world' })) as unknown as Env;
     assert.equal(r.ok, true);

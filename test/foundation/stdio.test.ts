@@ -204,6 +204,26 @@ describe('tools/call answered without the SDK dispatch (the direct path)', () =>
       const failed = await s.request(8, 'tools/call', { name: 'state', arguments: { action: 'get' } });
       assert.equal((failed.result as { isError?: boolean }).isError, true);
       assert.ok(CallToolResultSchema.safeParse(failed.result).success);
+      // arguments that are not an object: refused by the pipeline (audited), not by the SDK's schema
+      for (const [id, args] of [
+        [10, [1, 2]],
+        [11, null],
+        [12, 'text'],
+      ] as const) {
+        const m = await s.request(id, 'tools/call', { name: 'state', arguments: args });
+        const r = m.result as { isError?: boolean; structuredContent: { call_id: string; error: { code: string; message: string } } };
+        assert.equal(r.isError, true, JSON.stringify(m).slice(0, 300));
+        assert.equal(r.structuredContent.error.code, 'INVALID_ARGUMENT');
+        assert.match(r.structuredContent.error.message, /arguments of state must be a JSON object/);
+        const row = await s.request(`row-${id}`, 'tools/call', {
+          name: 'audit',
+          arguments: { action: 'get', id: r.structuredContent.call_id },
+        });
+        assert.equal(
+          (row.result as { structuredContent: { result: { row: { status: string } } } }).structuredContent.result.row.status,
+          'invalid',
+        );
+      }
       const malformed = await s.request(9, 'tools/call', { name: 42 });
       assert.equal(malformed.result, undefined);
       assert.match((malformed.error as { message: string }).message, /name/);

@@ -93,6 +93,12 @@ void describe('psql query', () => {
     }
   });
 
+  void test('a column named __proto__ stays a column of the row objects', async () => {
+    const r = await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT 1 AS "__proto__", 2 AS b' });
+    assert.deepEqual(Object.keys(r.rows[0]!), ['__proto__', 'b']);
+    assert.equal(JSON.stringify(r.rows[0]), '{"__proto__":1,"b":2}');
+  });
+
   void test('max_rows bounds the result and sets truncated; the profile max_rows is a ceiling', async () => {
     const r = await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT id FROM items ORDER BY id', max_rows: 10 });
     assert.equal(r.rows.length, 10);

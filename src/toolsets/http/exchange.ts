@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { findSsrfError, HttpAgents, sendOnce, type RawResponse } from '../../adapters/http-agents.js';
 import type { ActionContext, Sink, SinkResult } from '../../core/define-action.js';
 import { invalid, isToolError, ToolError } from '../../core/errors.js';
+import { setOwn } from '../../core/json-values.js';
 import { checkUrl, guardFor, onProfileOrigin, ssrfDenied, tlsFor, type Destination } from './destination.js';
 
 /** Redirects followed when follow_redirects is true. */
@@ -26,7 +27,7 @@ export function maskHeaders(h: Record<string, string | string[] | undefined>): R
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined) continue;
     if (!isSensitiveHeader(k)) {
-      out[k] = v;
+      setOwn(out, k, v);
       continue;
     }
     const mask = (s: string): string => {
@@ -34,7 +35,7 @@ export function maskHeaders(h: Record<string, string | string[] | undefined>): R
       const scheme = /^(Bearer|Basic|Token|Digest|Negotiate|Bot)\s+/i.exec(s);
       return scheme ? `${scheme[1]} [REDACTED]` : '[REDACTED]';
     };
-    out[k] = Array.isArray(v) ? v.map(mask) : mask(v);
+    setOwn(out, k, Array.isArray(v) ? v.map(mask) : mask(v));
   }
   return out;
 }

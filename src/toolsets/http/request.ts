@@ -1,7 +1,7 @@
-import { depthOf, MAX_DEPTH } from '../../core/depth.js';
 import { z } from 'zod';
 import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { ToolError } from '../../core/errors.js';
+import { depthOf, MAX_DEPTH } from '../../core/json-values.js';
 import type { Services } from '../../core/services.js';
 import { checkUrl, destinationArgs, destinationFor, profileKey, type resolveDestination } from './destination.js';
 import { bodySpec, DEFAULT_MAX_REDIRECTS, exchange, exchangeSignal, isJsonType, recordSent, type ExchangeResult } from './exchange.js';

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { z } from 'zod';
 import type { ActionContext } from '../../core/define-action.js';
+import { setOwn } from '../../core/json-values.js';
 import { ToolError } from '../../core/errors.js';
 import type { Services } from '../../core/services.js';
 import type { PostgresProfile } from '../../config/schemas.js';
@@ -245,7 +246,7 @@ export function rowObjects(columns: { name: string }[], rows: unknown[][]): Reco
   }
   return rows.map((r) => {
     const o: Record<string, unknown> = {};
-    for (let i = 0; i < keys.length; i++) o[keys[i]!] = r[i];
+    for (let i = 0; i < keys.length; i++) setOwn(o, keys[i]!, r[i]);
     return o;
   });
 }

@@ -1,4 +1,7 @@
 /**
+ * Helpers for JSON-like values that came from outside: their nesting depth, and keys such as
+ * "__proto__" kept as data.
+ *
  * Nesting depth of JSON-like values. JSON.parse builds values of any depth, but the recursive
  * code after it (schema checks, redaction, JSON.stringify) overflows the stack somewhere past a
  * thousand levels, so values are measured first, without recursion, and deep ones refused or
@@ -57,7 +60,7 @@ export function clipDepth(value: unknown, limit = MAX_DEPTH): unknown {
     if (d >= limit) return `… (nested deeper than ${limit} levels; not recorded)`;
     if (Array.isArray(v)) return v.map((x) => clip(x, d + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = clip(x, d + 1);
+    for (const [k, x] of Object.entries(v)) setOwn(out, k, clip(x, d + 1));
     return out;
   };
   return clip(value, 0);
@@ -74,4 +77,13 @@ export class TooDeepError extends Error {
 /** V8's error for a recursion that ran out of stack. */
 export function isStackOverflow(e: unknown): boolean {
   return e instanceof RangeError && /call stack size/i.test(e.message);
+}
+
+/**
+ * `obj[key] = value` that keeps a key named "__proto__" as an own property (JSON.parse makes
+ * one; plain assignment would set the object's prototype instead and the key would vanish).
+ */
+export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
 }
