@@ -129,6 +129,11 @@ export function runGit(args: readonly string[], opts: RunGitOptions): Promise<Ru
       reject(abortReason(opts.signal));
       return;
     }
+    // (spawn throws on a NUL byte in an argument: a path, ref or message from the caller)
+    if (argv.some((x) => x.includes('\0'))) {
+      reject(new ToolError('INVALID_ARGUMENT', 'an argument contains a NUL byte, which no git argument (path, ref, message) can hold'));
+      return;
+    }
     const child = spawn('git', argv, {
       cwd: opts.cwd,
       env: { ...safeGitEnv(opts.mode), ...opts.extraEnv },

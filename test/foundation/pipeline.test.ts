@@ -158,6 +158,19 @@ describe('pipeline', () => {
     assert.equal(ps.result?.stdout, '', 'the whole process group was stopped');
   });
 
+  it('local exec: a NUL byte in the command, an argument, the environment or cwd is INVALID_ARGUMENT naming it', async () => {
+    for (const [args, named] of [
+      [{ command: 'echo', args: ['ok', 'a\u0000b'] }, /^args\[1\] contains a NUL byte/],
+      [{ command: 'env', env: { A: 'x\u0000y' } }, /^env "A" contains a NUL byte/],
+      [{ command: 'ec\u0000ho' }, /^command contains a NUL byte/],
+      [{ command: 'pwd', cwd: '/tm\u0000p' }, /^cwd contains a NUL byte/],
+    ] as const) {
+      const r = (await rt.call('local', { action: 'exec', ...args })) as unknown as Env;
+      assert.equal(r.error?.code, 'INVALID_ARGUMENT', JSON.stringify(r.error));
+      assert.match(r.error!.message, named);
+    }
+  });
+
   it('runs a long action as a job: async, status, wait, logs, cancel', async () => {
     const start = (await rt.call('local', {
       action: 'exec',

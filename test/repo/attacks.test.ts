@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { runGit } from '../../src/adapters/git.js';
 import { bareRemote, git, initRepo, tempDir, treeDiff, treeState, writeAndCommit } from '../fixtures/git.js';
 import { repoProject, type RepoProject } from './setup.js';
 
@@ -307,4 +308,16 @@ void test('the same booby-trapped repo does run its hooks when git itself is use
     rmSync(dir, { recursive: true, force: true });
     await p.close();
   }
+});
+
+void test('the git runner refuses an argument holding a NUL byte with INVALID_ARGUMENT, before spawning git', async () => {
+  // the tool schemas refuse NUL in paths and refs first; this is the runner's own check
+  const dir = tempDir();
+  initRepo(dir);
+  await assert.rejects(runGit(['log', '--', 'a\u0000b'], { cwd: dir, mode: 'read' }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'INVALID_ARGUMENT');
+    assert.match(e.message, /NUL byte/);
+    return true;
+  });
+  rmSync(dir, { recursive: true, force: true });
 });

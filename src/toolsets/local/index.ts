@@ -26,6 +26,17 @@ async function runLocal(ctx: ActionContext, a: z.output<typeof execInput>) {
   const stdinSources = [a.stdin, a.stdin_base64, a.stdin_file, a.stdin_ref].filter((x) => x !== undefined).length;
   if (stdinSources > 1) throw invalid('give at most one of stdin, stdin_base64, stdin_file, stdin_ref');
   if (a.shell && a.args.length) throw invalid('args are for argv mode; with shell: true put everything in command');
+  // a process argument, path or environment entry cannot hold a NUL byte (spawn would throw)
+  const withNul = [
+    ['command', a.command],
+    ...a.args.map((x, i) => [`args[${i}]`, x]),
+    ...Object.entries(a.env ?? {}).flatMap(([k, v]) => [
+      [`env name ${JSON.stringify(k.slice(0, 64))}`, k],
+      [`env ${JSON.stringify(k.slice(0, 64))}`, v],
+    ]),
+    ['cwd', a.cwd ?? ''],
+  ].find(([, x]) => x!.includes('\0'));
+  if (withNul) throw invalid(`${withNul[0]} contains a NUL byte, which no process argument, path or environment entry can hold`);
   const cwd = a.cwd ? expandHome(a.cwd, ctx.services.project.root) : ctx.services.project.root;
   const st = await fsp.stat(cwd).catch(() => undefined);
   if (!st?.isDirectory()) throw invalid(`cwd ${cwd} is not a directory`);
