@@ -93,6 +93,30 @@ void describe('psql query', () => {
     }
   });
 
+  void test('attack: a NUL byte ends the statement text early in the protocol; refused before anything is sent', async () => {
+    // the Parse message ends the text at the first NUL and reads what follows as parameter
+    // types: these four bytes declare one parameter, so Postgres ran the DELETE before them
+    env.pg.psql(
+      `CREATE TABLE nul_probe (id int); INSERT INTO nul_probe SELECT generate_series(1, 5); ALTER TABLE nul_probe OWNER TO writer`,
+    );
+    const crafted = 'DELETE FROM nul_probe WHERE $1::int IS NULL\u0000\u0000\u0001\u0000';
+    const e = await env.fail({ action: 'execute', profile: 'rw', sql: crafted, params: [null] });
+    assert.equal(e.code, 'INVALID_ARGUMENT');
+    assert.match(e.message, /sql: must not contain a NUL byte/);
+    assert.equal(env.pg.psql('SELECT count(*) FROM nul_probe'), '5', 'no row was deleted');
+    // a read got CONNECTION_FAILED (the server dropped the connection over the malformed message)
+    for (const args of [
+      { action: 'query', sql: 'SELECT 1 AS a\u0000 WHERE false' },
+      { action: 'explain', sql: 'SELECT 1\u0000' },
+      { action: 'export', sql: 'SELECT 1\u0000', format: 'csv' },
+      { action: 'export', table: 'nul_probe\u0000', format: 'csv' },
+    ]) {
+      const r = await env.fail({ profile: 'ro', ...args });
+      assert.equal(r.code, 'INVALID_ARGUMENT', `${args.action}: ${r.message}`);
+      assert.match(r.message, /must not contain a NUL byte/);
+    }
+  });
+
   void test('a column named __proto__ stays a column of the row objects', async () => {
     const r = await env.ok<Q>({ action: 'query', profile: 'ro', sql: 'SELECT 1 AS "__proto__", 2 AS b' });
     assert.deepEqual(Object.keys(r.rows[0]!), ['__proto__', 'b']);

@@ -13,7 +13,18 @@ export const profileArgs = {
   profile: z.string().min(1).max(128).optional().describe('Name of a postgres profile in profiles.json (optional when only one exists)'),
   profile_name: z.string().min(1).max(128).optional().describe('Same as profile (the spelling of the seed documents)'),
 };
-export const sqlArg = z.string().min(1).max(1_000_000).describe('Exactly one SQL statement; $1, $2 … take their values from params');
+/**
+ * Postgres cannot take a NUL byte in statement text, and the protocol ends the text at one: the
+ * bytes after it would be read as the statement's parameter types, so the server could run a
+ * prefix of what was sent (or drop the connection).
+ */
+const noNul = (s: string): boolean => !s.includes('\0');
+export const sqlArg = z
+  .string()
+  .min(1)
+  .max(1_000_000)
+  .refine(noNul, 'must not contain a NUL byte (Postgres cannot take one in statement text)')
+  .describe('Exactly one SQL statement; $1, $2 … take their values from params');
 export const paramsArg = z
   .array(z.unknown())
   .max(10_000)
@@ -23,6 +34,7 @@ export const tableArg = z
   .string()
   .min(1)
   .max(300)
+  .refine(noNul, 'must not contain a NUL byte')
   .describe('A table, view or materialized view: name or schema.name, quoted as in SQL when needed ("My Table")');
 
 export interface ProfileArgs {
