@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSshd, type Sshd } from '../fixtures/sshd.js';
@@ -53,6 +53,23 @@ describe('ssh exec through the pipeline', () => {
     const value = `it's "quoted" $HOME \`id\` \\ ;|&\nline2`;
     const r = await exec({ command: 'pwd; printf %s "$V"', cwd: '/usr/share', env: { V: value } });
     assert.equal(r.stdout, `/usr/share\n${value}`);
+  });
+
+  it('attack: a NUL byte in the command, cwd or an env value is refused; the text before it never runs', async () => {
+    // sshd hands the command to the shell as a C string, which ends at the first NUL: what was
+    // sent (and confirmed) was not what ran
+    const marker = `/tmp/infra-nul-${process.pid}`;
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ command: `touch ${marker}-cmd\u0000 && echo but only in a dry run` }, /command: must not contain a NUL byte/],
+      [{ command: `touch ${marker}-cwd`, cwd: '/tmp\u0000/x' }, /cwd: must not contain a NUL byte/],
+      [{ command: `touch ${marker}-env`, env: { V: 'a\u0000b' } }, /env\.V: must not contain a NUL byte/],
+    ];
+    for (const [args, said] of cases) {
+      const e = fail(await rig.call({ action: 'exec', target: 'prod', ...args })).error;
+      assert.equal(e.code, 'INVALID_ARGUMENT');
+      assert.match(e.message, said);
+    }
+    for (const suffix of ['cmd', 'cwd', 'env']) assert.equal(existsSync(`${marker}-${suffix}`), false, `${suffix}: nothing ran`);
   });
 
   it('attack: shell injection through an env value runs nothing', async () => {

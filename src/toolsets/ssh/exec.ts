@@ -9,15 +9,22 @@ import { expandHome } from '../../config/paths.js';
 import { endpointFor, gateTarget, pool } from './resolve.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** sshd hands the command line to the shell as a C string: a NUL would end it early. */
+const noNul = (s: string): boolean => !s.includes('\0');
+const NUL_MESSAGE = 'must not contain a NUL byte (the remote shell would see only the text before it)';
 
 export const targetArg = z.string().min(1).describe('Name of a target in targets.json (ssh {action:"targets"} lists them)');
 
 export const ExecInput = z.strictObject({
   target: targetArg,
-  command: z.string().min(1).describe('Shell command, run by the login shell on the target as `ssh target command` would'),
-  cwd: z.string().min(1).optional().describe('Remote working directory (applied with cd before the command)'),
+  command: z
+    .string()
+    .min(1)
+    .refine(noNul, NUL_MESSAGE)
+    .describe('Shell command, run by the login shell on the target as `ssh target command` would'),
+  cwd: z.string().min(1).refine(noNul, NUL_MESSAGE).optional().describe('Remote working directory (applied with cd before the command)'),
   env: z
-    .record(z.string().regex(ENV_NAME, 'env names are shell variable names'), z.string())
+    .record(z.string().regex(ENV_NAME, 'env names are shell variable names'), z.string().refine(noNul, NUL_MESSAGE))
     .optional()
     .describe('Environment variables for the command (exported before it; values are quoted)'),
   pty: z.boolean().default(false).describe('Allocate a pseudo-terminal (stderr is then merged into stdout)'),
