@@ -117,17 +117,18 @@ export class GuardedStdioServerTransport implements Transport {
     }
     const parsed = JSONRPCMessageSchema.safeParse(value);
     if (!parsed.success) {
-      const id = value && typeof value === 'object' && !Array.isArray(value) ? (value as { id?: unknown }).id : undefined;
-      const hasMethod = value && typeof value === 'object' && typeof (value as { method?: unknown }).method === 'string';
+      const m = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+      const id = m?.id;
+      const validId = typeof id === 'string' || Number.isSafeInteger(id);
       this.onerror?.(new Error('stdin: a message that is not valid JSON-RPC'));
-      // answer requests only: a malformed response or notification has no one waiting for it
-      if (hasMethod || Array.isArray(value)) {
+      // answer requests only (a method and an id): a malformed response or notification has no
+      // one waiting for it. An id that is not a string or an integer is answered as null, as
+      // JSON-RPC 2.0 says for an id that cannot be read; so is a batch.
+      if ((typeof m?.method === 'string' && 'id' in m) || Array.isArray(value)) {
         this.refuse(
-          typeof id === 'string' || typeof id === 'number' ? id : undefined,
+          validId ? (id as string | number) : null,
           -32600,
-          Array.isArray(value)
-            ? 'Invalid Request: batches are not supported'
-            : 'Invalid Request: not a valid JSON-RPC 2.0 request (params must be an object)',
+          `Invalid Request: ${Array.isArray(value) ? 'batches are not supported; send one request per line' : whatIsWrong(m!)}`,
         );
       }
       return;
@@ -178,7 +179,7 @@ export class GuardedStdioServerTransport implements Transport {
     }
   }
 
-  private refuse(id: string | number | undefined, code: number, message: string): void {
+  private refuse(id: string | number | null | undefined, code: number, message: string): void {
     if (id === undefined && code === -32600 && this.head) id = idFromText(this.head);
     this.head = '';
     if (id === undefined) return;
@@ -213,6 +214,14 @@ export class GuardedStdioServerTransport implements Transport {
 }
 
 /** The id of a request that could not be parsed whole, when it is plainly there. */
+/** Why a message with a method is not a request JSONRPCMessageSchema takes, in a few words. */
+function whatIsWrong(m: Record<string, unknown>): string {
+  if (m.jsonrpc !== '2.0') return 'jsonrpc must be "2.0"';
+  if ('id' in m && !(typeof m.id === 'string' || Number.isSafeInteger(m.id))) return 'id must be a string or an integer';
+  if ('params' in m && (!m.params || typeof m.params !== 'object' || Array.isArray(m.params))) return 'params must be an object';
+  return 'not a valid JSON-RPC 2.0 request (check params._meta)';
+}
+
 function idFromText(text: string): string | number | undefined {
   const m = /"id"\s*:\s*(-?\d{1,15}|"(?:[^"\\]|\\.){0,200}")\s*[,}]/.exec(text.slice(0, 4096));
   if (!m) return undefined;

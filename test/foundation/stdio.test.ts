@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import stringify from 'safe-stable-stringify';
 import { CLI, REPO_ROOT, startStdio, type StdioSession } from '../helpers/client.js';
 import { makeProject, type TempProject } from '../helpers/project.js';
+import { eventually } from '../helpers/wait.js';
 
 function peakRssKb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -115,6 +116,8 @@ async function rawSession(env: Record<string, string>): Promise<{
   request(id: string | number, method: string, params?: unknown): Promise<Record<string, unknown>>;
   /** A request written as given (a line JSON.stringify could not make); `id` is its id. */
   requestLine(id: string | number, line: string): Promise<Record<string, unknown>>;
+  /** A line written as given, answered or not. */
+  writeLine(line: string): void;
   notify(method: string, params?: unknown): void;
   /** Every line the server wrote so far, parsed. */
   lines: Record<string, unknown>[];
@@ -146,6 +149,7 @@ async function rawSession(env: Record<string, string>): Promise<{
         waiting.set(JSON.stringify(id), resolve);
         send({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
       }),
+    writeLine: (line: string) => void child.stdin.write(line + '\n'),
     requestLine: (id: string | number, line: string) =>
       new Promise<Record<string, unknown>>((resolve) => {
         waiting.set(JSON.stringify(id), resolve);
@@ -256,6 +260,42 @@ describe('tools/call answered without the SDK dispatch (the direct path)', () =>
         arguments: { action: 'set', key: 'shallow', value: { v: 1 } },
       });
       assert.equal((after.result as { isError?: boolean }).isError, undefined);
+    } finally {
+      await s.close();
+      p.cleanup();
+    }
+  });
+
+  it('a request whose id is unreadable, and a batch, are answered with id null saying what is wrong; a malformed notification gets nothing', async () => {
+    const p = makeProject();
+    const s = await rawSession({ MCP_PROFILES_DIR: p.infraDir });
+    try {
+      const cases: [string, string][] = [
+        ['{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', 'id must be a string or an integer'],
+        ['{"jsonrpc":"2.0","id":1e400,"method":"ping"}', 'id must be a string or an integer'],
+        ['{"jsonrpc":"2.0","id":true,"method":"ping"}', 'id must be a string or an integer'],
+        ['[{"jsonrpc":"2.0","id":8,"method":"ping"}]', 'batches are not supported'],
+        ['[]', 'batches are not supported'],
+      ];
+      for (const [line, said] of cases) {
+        const before = s.lines.length;
+        s.writeLine(line);
+        assert.ok(await eventually(() => s.lines.length > before), `${line}: an answer`);
+        const m = s.lines.at(-1)!;
+        assert.equal(m.id, null, line);
+        assert.equal((m.error as { code: number }).code, -32600);
+        assert.match((m.error as { message: string }).message, new RegExp(said));
+      }
+      // with a readable id, the answer names the problem under that id
+      const v1 = await s.requestLine(3, '{"jsonrpc":"1.0","id":3,"method":"ping"}');
+      assert.match((v1.error as { message: string }).message, /jsonrpc must be "2.0"/);
+      const arr = await s.requestLine(4, '{"jsonrpc":"2.0","id":4,"method":"ping","params":[1]}');
+      assert.match((arr.error as { message: string }).message, /params must be an object/);
+      // a notification is never answered, even a malformed one
+      const before = s.lines.length;
+      s.writeLine('{"jsonrpc":"2.0","method":"notifications/x","params":5}');
+      assert.deepEqual((await s.request('after', 'ping')).result, {});
+      assert.equal(s.lines.length, before + 1, 'only the ping was answered');
     } finally {
       await s.close();
       p.cleanup();
