@@ -25,7 +25,7 @@ export function parseArtifactUri(uri: string): string[] {
   const segs = rest.split('/');
   for (const s of segs) {
     if (s === '' || s === '.' || s === '..' || !SEGMENT.test(s) || /^\.+$/.test(s)) {
-      throw invalid(`artifact URI segment ${JSON.stringify(s)} is not allowed`, fix);
+      throw invalid(`artifact URI segment ${JSON.stringify(s.length > 100 ? `${s.slice(0, 100)}…` : s)} is not allowed`, fix);
     }
   }
   if (segs[0] !== 'calls' && segs[0] !== 'runs') {

@@ -23,6 +23,9 @@ import { getPrompt, listPrompts } from './prompts.js';
 import { isToolError } from '../core/errors.js';
 import { VERSION } from '../version.js';
 
+/** The MCP specification's error code for a resource that does not exist (resources/read). */
+const RESOURCE_NOT_FOUND = -32002;
+
 export const SERVER_INSTRUCTIONS = [
   'infra runs ssh, http, psql, repo, runbook, state and artifacts operations through one audited execution layer.',
   'Start with help {"query": "…"} to find the exact schema of an action, a runbook, a target or a profile.',
@@ -213,7 +216,13 @@ export function createServer(getRuntime: () => Promise<Runtime>): InfraServer {
   server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
     const rt = await getRuntime();
     const uri = request.params.uri;
-    const { type } = await rt.services.artifacts.resolve(uri);
+    // a bad URI is the client's mistake (-32602) and a missing artifact MCP's resource not found
+    // (-32002), not an internal error
+    const { type } = await rt.services.artifacts.resolve(uri).catch((e: unknown) => {
+      if (isToolError(e) && e.code === 'INVALID_ARGUMENT') throw new McpError(ErrorCode.InvalidParams, e.message);
+      if (isToolError(e) && e.code === 'NOT_FOUND') throw new McpError(RESOURCE_NOT_FOUND, e.message, { uri: uri.slice(0, 300) });
+      throw e;
+    });
     if (type === 'dir') {
       const entries = await rt.services.artifacts.listDir(uri);
       return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(entries, null, 2) }] };

@@ -206,14 +206,39 @@ export class GuardedStdioServerTransport implements Transport {
   }
 
   send(message: JSONRPCMessage): Promise<void> {
+    const out = readableSchemaError(message);
     return new Promise((resolve) => {
-      if (this.stdout.write(JSON.stringify(message) + '\n')) resolve();
+      if (this.stdout.write(JSON.stringify(out) + '\n')) resolve();
       else this.stdout.once('drain', () => resolve());
     });
   }
 }
 
-/** The id of a request that could not be parsed whole, when it is plainly there. */
+/**
+ * The SDK answers a request whose params fail its schema (prompts/get, logging/setLevel,
+ * resources/read …) with -32603 and the zod issues as a JSON dump for a message. That becomes
+ * -32602 Invalid params with one line per issue, as a client (and a person) can read it.
+ */
+export function readableSchemaError(message: JSONRPCMessage): JSONRPCMessage {
+  const err = (message as { error?: { code?: unknown; message?: unknown } }).error;
+  if (!err || err.code !== -32603 || typeof err.message !== 'string' || !err.message.startsWith('[')) return message;
+  let issues: unknown;
+  try {
+    issues = JSON.parse(err.message);
+  } catch {
+    return message;
+  }
+  if (!Array.isArray(issues) || issues.length === 0) return message;
+  const lines: string[] = [];
+  for (const i of issues.slice(0, 8) as { path?: unknown; message?: unknown }[]) {
+    if (!i || typeof i !== 'object' || !Array.isArray(i.path) || typeof i.message !== 'string') return message;
+    const path = i.path.map((p) => String(p).slice(0, 64)).join('.') || '(params)';
+    lines.push(`${path}: ${i.message.slice(0, 200)}`);
+  }
+  const more = issues.length > 8 ? `; and ${issues.length - 8} more` : '';
+  return { ...message, error: { code: -32602, message: `Invalid params: ${lines.join('; ')}${more}` } } as JSONRPCMessage;
+}
+
 /** Why a message with a method is not a request JSONRPCMessageSchema takes, in a few words. */
 function whatIsWrong(m: Record<string, unknown>): string {
   if (m.jsonrpc !== '2.0') return 'jsonrpc must be "2.0"';
@@ -222,6 +247,7 @@ function whatIsWrong(m: Record<string, unknown>): string {
   return 'not a valid JSON-RPC 2.0 request (check params._meta)';
 }
 
+/** The id of a request that could not be parsed whole, when it is plainly there. */
 function idFromText(text: string): string | number | undefined {
   const m = /"id"\s*:\s*(-?\d{1,15}|"(?:[^"\\]|\\.){0,200}")\s*[,}]/.exec(text.slice(0, 4096));
   if (!m) return undefined;

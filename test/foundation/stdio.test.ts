@@ -302,6 +302,35 @@ describe('tools/call answered without the SDK dispatch (the direct path)', () =>
     }
   });
 
+  it('SDK-side errors say what is wrong: a bad or missing resource, params that fail a schema', async () => {
+    const p = makeProject();
+    const s = await rawSession({ MCP_PROFILES_DIR: p.infraDir });
+    try {
+      const err = async (id: string, method: string, params: unknown): Promise<{ code: number; message: string }> => {
+        const m = await s.request(id, method, params);
+        assert.ok(m.error, `${id}: ${JSON.stringify(m).slice(0, 200)}`);
+        return m.error as { code: number; message: string };
+      };
+      const dots = await err('dots', 'resources/read', { uri: 'artifact://calls/../../etc/passwd' });
+      assert.deepEqual([dots.code, /segment "\.\." is not allowed/.test(dots.message)], [-32602, true]);
+      const long = await err('long', 'resources/read', { uri: `artifact://calls/${'a'.repeat(100_000)}` });
+      assert.equal(long.code, -32602);
+      assert.ok(long.message.length < 400, `message of ${long.message.length} characters`);
+      const missing = await err('missing', 'resources/read', { uri: 'artifact://calls/c_nope/call.json' });
+      assert.deepEqual([missing.code, /no artifact at/.test(missing.message)], [-32002, true]);
+      // the SDK's own schema checks answered -32603 with a JSON dump of zod issues
+      const prompt = await err('prompt', 'prompts/get', { name: 'diagnose_host', arguments: { target: 5 } });
+      assert.equal(prompt.code, -32602);
+      assert.match(prompt.message, /^Invalid params: params\.arguments\.target: /);
+      const level = await err('level', 'logging/setLevel', { level: 'loud' });
+      assert.equal(level.code, -32602);
+      assert.match(level.message, /^Invalid params: params\.level: /);
+    } finally {
+      await s.close();
+      p.cleanup();
+    }
+  });
+
   it("a client's cancel stops the running call: no reply for it, the process is gone, the audit row says cancelled", async () => {
     const p = makeProject();
     const s = await rawSession({ MCP_PROFILES_DIR: p.infraDir, INFRA_UNSAFE_LOCAL: '1' });
