@@ -112,6 +112,12 @@ describe('bounded memory', () => {
 });
 
 /** Starts dist/cli.js and speaks JSON-RPC lines to it by hand (ids and bytes as sent). */
+/** The audit status of a call, asked through the audit tool. */
+async function auditStatus(s: Awaited<ReturnType<typeof rawSession>>, id: string, callId: string): Promise<string> {
+  const row = await s.request(id, 'tools/call', { name: 'audit', arguments: { action: 'get', id: callId } });
+  return (row.result as { structuredContent: { result: { row: { status: string } } } }).structuredContent.result.row.status;
+}
+
 async function rawSession(env: Record<string, string>): Promise<{
   request(id: string | number, method: string, params?: unknown): Promise<Record<string, unknown>>;
   /** A request written as given (a line JSON.stringify could not make); `id` is its id. */
@@ -219,14 +225,7 @@ describe('tools/call answered without the SDK dispatch (the direct path)', () =>
         assert.equal(r.isError, true, JSON.stringify(m).slice(0, 300));
         assert.equal(r.structuredContent.error.code, 'INVALID_ARGUMENT');
         assert.match(r.structuredContent.error.message, /arguments of state must be a JSON object/);
-        const row = await s.request(`row-${id}`, 'tools/call', {
-          name: 'audit',
-          arguments: { action: 'get', id: r.structuredContent.call_id },
-        });
-        assert.equal(
-          (row.result as { structuredContent: { result: { row: { status: string } } } }).structuredContent.result.row.status,
-          'invalid',
-        );
+        assert.equal(await auditStatus(s, `row-${id}`, r.structuredContent.call_id), 'invalid');
       }
       const malformed = await s.request(9, 'tools/call', { name: 42 });
       assert.equal(malformed.result, undefined);
@@ -250,11 +249,7 @@ describe('tools/call answered without the SDK dispatch (the direct path)', () =>
       assert.equal(r.isError, true, JSON.stringify(m).slice(0, 300));
       assert.equal(r.structuredContent.error.code, 'INVALID_ARGUMENT');
       assert.match(r.structuredContent.error.message, /nest more than 100 levels/);
-      const row = await s.request('row', 'tools/call', { name: 'audit', arguments: { action: 'get', id: r.structuredContent.call_id } });
-      assert.equal(
-        (row.result as { structuredContent: { result: { row: { status: string } } } }).structuredContent.result.row.status,
-        'invalid',
-      );
+      assert.equal(await auditStatus(s, 'row', r.structuredContent.call_id), 'invalid');
       const after = await s.request('after', 'tools/call', {
         name: 'state',
         arguments: { action: 'set', key: 'shallow', value: { v: 1 } },
