@@ -59,7 +59,14 @@ export function buildProgram(): Command {
     .description('One local stdio MCP server for AI-agent infrastructure operations, with audit and artifacts for every call.')
     .version(`${VERSION} (${COMMIT})`, '-V, --version', 'print the version and commit')
     .addOption(new Option('--project <dir>', 'project root or its .infra directory (default: MCP_PROFILES_DIR, then the nearest .infra/)'))
+    // a word that is no command reaches the default action (serve): say so, not "too many arguments"
+    .allowExcessArguments(true)
     .action(async () => {
+      const [word] = program.args;
+      if (word !== undefined) {
+        const names = program.commands.map((c) => c.name());
+        program.error(`error: unknown command '${word}' (commands: ${names.join(', ')}; infra --help describes them)`);
+      }
       await serve({ projectFlag: program.opts<{ project?: string }>().project });
     });
 

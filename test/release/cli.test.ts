@@ -151,3 +151,17 @@ void describe('docs/CONFIG.md', () => {
     assert.equal(await renderDoc(current), current);
   });
 });
+
+void describe('infra with a word that is no command', () => {
+  void it('names the word and lists the commands, exit 1, and starts no server', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli.ts'), 'nosuchcommand'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: tmp },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /unknown command 'nosuchcommand' \(commands: serve, call, init, .*doctor/);
+    assert.equal(r.stdout, '', 'nothing on stdout, the protocol channel');
+  });
+});
