@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import type { SimpleGit } from 'simple-git';
 import { ToolError } from '../core/errors.js';
+import { noNul } from '../core/json-values.js';
 
 /**
  * The only place that runs git. Every invocation goes through `runGit` (argv, no shell) or the
@@ -130,7 +131,7 @@ export function runGit(args: readonly string[], opts: RunGitOptions): Promise<Ru
       return;
     }
     // (spawn throws on a NUL byte in an argument: a path, ref or message from the caller)
-    if (argv.some((x) => x.includes('\0'))) {
+    if (!argv.every(noNul)) {
       reject(new ToolError('INVALID_ARGUMENT', 'an argument contains a NUL byte, which no git argument (path, ref, message) can hold'));
       return;
     }

@@ -1,11 +1,10 @@
 /**
- * Helpers for JSON-like values that came from outside: their nesting depth, and keys such as
- * "__proto__" kept as data.
+ * Helpers for values that came from outside (a client's arguments, a server's reply): their
+ * nesting depth, keys such as "__proto__" kept as data, and strings that cannot hold a NUL.
  *
- * Nesting depth of JSON-like values. JSON.parse builds values of any depth, but the recursive
- * code after it (schema checks, redaction, JSON.stringify) overflows the stack somewhere past a
- * thousand levels, so values are measured first, without recursion, and deep ones refused or
- * left as text.
+ * JSON.parse builds values of any depth, but the recursive code after it (schema checks,
+ * redaction, JSON.stringify) overflows the stack somewhere past a thousand levels, so values are
+ * measured first, without recursion, and deep ones refused or left as text.
  */
 
 /** Deepest nesting the pipeline accepts in a call's arguments and parses out of a response. */
@@ -87,3 +86,9 @@ export function setOwn(obj: Record<string, unknown>, key: string, value: unknown
   if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
   else obj[key] = value;
 }
+
+/**
+ * For `z.string().refine(noNul, …)`: no NUL byte. A process argument, a git argument, a remote
+ * command line and Postgres statement text all end at one (C strings, the wire protocol).
+ */
+export const noNul = (s: string): boolean => !s.includes('\0');

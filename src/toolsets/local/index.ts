@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { defineAction, defineTool, type ActionContext } from '../../core/define-action.js';
 import { invalid, notFound, ToolError } from '../../core/errors.js';
+import { noNul } from '../../core/json-values.js';
 import { expandHome } from '../../config/paths.js';
 
 const KILL_GRACE_MS = 2000;
@@ -35,7 +36,7 @@ async function runLocal(ctx: ActionContext, a: z.output<typeof execInput>) {
       [`env ${JSON.stringify(k.slice(0, 64))}`, v],
     ]),
     ['cwd', a.cwd ?? ''],
-  ].find(([, x]) => x!.includes('\0'));
+  ].find(([, x]) => !noNul(x!));
   if (withNul) throw invalid(`${withNul[0]} contains a NUL byte, which no process argument, path or environment entry can hold`);
   const cwd = a.cwd ? expandHome(a.cwd, ctx.services.project.root) : ctx.services.project.root;
   const st = await fsp.stat(cwd).catch(() => undefined);

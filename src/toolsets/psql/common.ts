@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import { z } from 'zod';
 import type { ActionContext } from '../../core/define-action.js';
-import { setOwn } from '../../core/json-values.js';
 import { ToolError } from '../../core/errors.js';
+import { noNul, setOwn } from '../../core/json-values.js';
 import type { Services } from '../../core/services.js';
 import type { PostgresProfile } from '../../config/schemas.js';
 import { cachedTarget, PgPools, type PgSession, type PgTarget } from '../../adapters/pg-pools.js';
@@ -18,7 +18,6 @@ export const profileArgs = {
  * bytes after it would be read as the statement's parameter types, so the server could run a
  * prefix of what was sent (or drop the connection).
  */
-const noNul = (s: string): boolean => !s.includes('\0');
 export const sqlArg = z
   .string()
   .min(1)

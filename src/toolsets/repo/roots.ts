@@ -3,6 +3,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { expandHome } from '../../config/paths.js';
 import { denied, invalid, notFound, ToolError } from '../../core/errors.js';
+import { noNul } from '../../core/json-values.js';
 import type { Services } from '../../core/services.js';
 import { GitCommandError, runGit, type GitMode } from '../../adapters/git.js';
 
@@ -176,7 +177,6 @@ export function topRelative(repo: OpenRepo, p: string, arg: string): string {
 // ---- argument schemas -------------------------------------------------------------------------
 
 const noDash = (s: string): boolean => !s.startsWith('-');
-const noNul = (s: string): boolean => !s.includes('\0');
 const noControl = (s: string): boolean => ![...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 /** A revision (commit, branch, tag, `a..b`, `HEAD~2`): never an option. */

@@ -3,6 +3,7 @@ import { relative } from 'node:path';
 import { z } from 'zod';
 import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { denied, invalid, notFound, ToolError } from '../../core/errors.js';
+import { noNul } from '../../core/json-values.js';
 import type { Services } from '../../core/services.js';
 import { bindGit, currentBranch, hasHead, NO_PROGRAMS, resolveCommit, type RepoGit } from './git-ops.js';
 import { checkPath, isInside, nameArg, openRepo, pathArg, refArg, remoteArg, repoPathArg, resolveRepoDir } from './roots.js';
@@ -79,7 +80,7 @@ export const commitAction = defineAction({
       .string()
       .min(1)
       .max(65536)
-      .refine((s) => !s.includes('\0'), 'must not contain NUL')
+      .refine(noNul, 'must not contain NUL')
       .refine((s) => s.trim().length > 0, 'must not be blank'),
     paths: z.array(pathArg).min(1).max(500).optional().describe('Commit only these paths (relative to repo_path)'),
     all: z.boolean().default(false).describe('Stage and commit every change in the work tree'),

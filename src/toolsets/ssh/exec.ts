@@ -4,13 +4,13 @@ import { z } from 'zod';
 import { sshExec } from '../../adapters/ssh-exec.js';
 import { defineAction, type ActionContext, type Sink } from '../../core/define-action.js';
 import { denied, invalid, notFound } from '../../core/errors.js';
+import { noNul } from '../../core/json-values.js';
 import type { Services } from '../../core/services.js';
 import { expandHome } from '../../config/paths.js';
 import { endpointFor, gateTarget, pool } from './resolve.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** sshd hands the command line to the shell as a C string: a NUL would end it early. */
-const noNul = (s: string): boolean => !s.includes('\0');
 const NUL_MESSAGE = 'must not contain a NUL byte (the remote shell would see only the text before it)';
 
 export const targetArg = z.string().min(1).describe('Name of a target in targets.json (ssh {action:"targets"} lists them)');

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { sftpDownload, sftpUpload, type DownloadOutcome, type UploadOutcome } from '../../adapters/ssh-sftp.js';
 import { defineAction, type ActionContext } from '../../core/define-action.js';
 import { denied, invalid, notFound } from '../../core/errors.js';
+import { noNul } from '../../core/json-values.js';
 import type { Services } from '../../core/services.js';
 import { expandHome } from '../../config/paths.js';
 import { targetArg } from './exec.js';
@@ -14,7 +15,7 @@ import { endpointFor, gateTarget, pool } from './resolve.js';
 const remotePath = z
   .string()
   .min(1)
-  .refine((s) => !s.includes('\0'), 'NUL is not allowed')
+  .refine(noNul, 'NUL is not allowed')
   .describe('Path on the target (relative paths are from the login directory)');
 const localPath = z.string().min(1).describe('Local path (needs INFRA_UNSAFE_LOCAL=1)');
 
